@@ -24,6 +24,10 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The service on its embedded defaults: SQLite, a private Redis, the local ledger, a funded demo bounty.
+run: $(STAMP)
+	bash scripts/run-local.sh
+
 # Reproduces the committed default model from one command.
 model: $(STAMP)
 	$(PY) -m classifier train --out classifier/models/default.npz
