@@ -3,5 +3,5 @@
 import argparse
 
 
-def register(subcommands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(subcommands: argparse._SubParsersAction) -> None:
     return None

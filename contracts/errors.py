@@ -37,3 +37,69 @@ class VerificationError(ContractsError):
 
 class PolicyError(VerificationError):
     """A miner policy limit (script size, number size, stack memory, transaction size, fee) is exceeded."""
+
+
+class AddressError(ContractsError):
+    """A payout address is not a P2PKH address of the expected network; `address` and `reason` say why."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"invalid address {address!r}: {reason}")
+
+
+class KeyFormatError(ContractsError):
+    """A private key (WIF) is malformed, of the wrong network, or a key file cannot be read."""
+
+
+class InsufficientFundsError(ContractsError):
+    """A wallet holds fewer satoshis than a transaction needs."""
+
+    def __init__(self, needed: int, available: int, address: str = "") -> None:
+        self.needed = needed
+        self.available = available
+        self.address = address
+        where = f" at {address}" if address else ""
+        super().__init__(f"insufficient funds{where}: need {needed} sat, have {available} sat")
+
+
+class ChainError(ContractsError):
+    """A chain backend failed. `permanent` is True when retrying the same request cannot succeed
+    (the transaction was rejected), False when it may (the backend was unreachable, timed out, or busy)."""
+
+    permanent: bool = False
+
+    def __init__(
+        self, message: str, *, permanent: bool | None = None, code: str | None = None, txid: str | None = None
+    ) -> None:
+        if permanent is not None:
+            self.permanent = permanent
+        self.code = code
+        self.txid = txid
+        super().__init__(message)
+
+
+class TransactionRejected(ChainError):
+    """The network (or the local ledger) refused a transaction: invalid script, double spend, low fee..."""
+
+    permanent = True
+
+
+class ChainUnavailable(ChainError):
+    """The backend could not be reached or answered with a transient error; try again later."""
+
+    permanent = False
+
+
+class TransactionNotFound(ChainError):
+    """The backend does not know the requested transaction."""
+
+    permanent = True
+
+
+class FeeTooLowError(PolicyError):
+    """A transaction pays less than the configured fee rate for its size."""
+
+
+class TransactionTooLargeError(PolicyError):
+    """A transaction or one of its scripts is over a policy size limit."""
