@@ -1,0 +1,159 @@
+"""`python -m classifier`: train, evaluate and predict from the command line.
+
+Bad input (a missing file, something that is not an image or not a model, wrong shapes) ends the program
+with one line on stderr and exit status 2, never a traceback. `--json` prints machine-readable output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier.errors import ClassifierError
+from classifier.integer_model import IntegerModel
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m classifier", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train, compress and write a model artifact")
+    train.add_argument("--epochs", type=int, default=50)
+    train.add_argument("--sparsity", type=float, default=0.9, help="fraction of first-layer weights set to 0")
+    train.add_argument("--bits", type=int, default=5, help="signed bit width of the integer weights")
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--prune-epochs", type=int, default=2, help="fine-tuning epochs per pruning step")
+    train.add_argument("--quant-epochs", type=int, default=10, help="quantization-aware fine-tuning epochs")
+    train.add_argument("--extra", type=Path, help="npz of extra labelled examples (`images`, `labels`)")
+    train.add_argument("--limit", type=int, help="train on the first N MNIST training images only")
+    train.add_argument("--out", type=Path, required=True)
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(handler=run_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy, sparsity and confusion matrix on MNIST test")
+    evaluate.add_argument("--model", type=Path, required=True)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=run_evaluate)
+
+    predict = commands.add_parser("predict", help="classify PNG/JPEG files")
+    predict.add_argument("--model", type=Path, required=True)
+    predict.add_argument("images", type=Path, nargs="+")
+    predict.add_argument("--json", action="store_true")
+    predict.set_defaults(handler=run_predict)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except (ClassifierError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from classifier.data import load_labelled_arrays, load_mnist
+    from classifier.train import TrainingOptions, train
+
+    options = TrainingOptions(
+        epochs=args.epochs,
+        sparsity=args.sparsity,
+        bits=args.bits,
+        seed=args.seed,
+        prune_epochs=args.prune_epochs,
+        quant_epochs=args.quant_epochs,
+    )
+    extra = load_labelled_arrays(args.extra) if args.extra else None
+    mnist = load_mnist()
+    x_train, y_train = mnist.x_train[: args.limit], mnist.y_train[: args.limit]
+    progress = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    result = train(
+        x_train,
+        y_train,
+        mnist.x_test,
+        mnist.y_test,
+        options,
+        extra=extra,
+        progress=progress,
+        verbose=0 if args.json else 2,
+    )
+    path = result.model.save(args.out)
+    summary = {"model": str(path), **evaluation(result.model, mnist.x_test, mnist.y_test, brief=True)}
+    print(json.dumps(summary, indent=2) if args.json else _readable(summary))
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from classifier.data import load_mnist
+
+    model = IntegerModel.load(args.model)
+    mnist = load_mnist()
+    report = {"model": str(args.model), **evaluation(model, mnist.x_test, mnist.y_test)}
+    print(json.dumps(report, indent=2) if args.json else _readable(report))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from classifier.preprocess import preprocess_image
+
+    model = IntegerModel.load(args.model)
+    results = []
+    for path in args.images:
+        try:
+            pixels = preprocess_image(path.read_bytes())
+        except ClassifierError as error:
+            raise type(error)(f"{path}: {error}") from None
+        scores = model.scores(pixels.reshape(784))
+        results.append({"image": str(path), "digit": int(np.argmax(scores)), "scores": scores.tolist()})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for result in results:
+            print(f"{result['image']}: {result['digit']}  scores {result['scores']}")
+    return 0
+
+
+def evaluation(
+    model: IntegerModel, x_test: np.ndarray, y_test: np.ndarray, brief: bool = False
+) -> dict[str, Any]:
+    predictions = model.predict(x_test.reshape(len(x_test), -1))
+    confusion = np.zeros((10, 10), dtype=int)
+    np.add.at(confusion, (y_test.astype(int), np.asarray(predictions)), 1)
+    metrics = model.manifest.get("metrics", {})
+    report: dict[str, Any] = {
+        "float_test_accuracy": metrics.get("float_test_accuracy"),
+        "integer_test_accuracy": float(np.trace(confusion) / confusion.sum()),
+        "sparsity": round(model.sparsity(), 4),
+        "nonzero_weights": model.nonzero_weights(),
+        "bits": model.manifest.get("bits"),
+        "weights_sha256": model.weights_sha256(),
+    }
+    if not brief:
+        report["per_class_accuracy"] = {
+            str(d): round(float(confusion[d, d] / max(confusion[d].sum(), 1)), 4) for d in range(10)
+        }
+        report["confusion_matrix"] = confusion.tolist()
+    return report
+
+
+def _readable(report: dict[str, Any]) -> str:
+    lines = []
+    for key, value in report.items():
+        if key == "confusion_matrix":
+            lines.append("confusion matrix (rows: true digit, columns: predicted):")
+            lines.append("      " + "".join(f"{d:>6}" for d in range(10)))
+            lines.extend(f"{d:>6}" + "".join(f"{n:>6}" for n in row) for d, row in enumerate(value))
+        elif isinstance(value, dict):
+            lines.append(f"{key}: " + ", ".join(f"{k}: {v}" for k, v in value.items()))
+        elif isinstance(value, float):
+            lines.append(f"{key}: {value:.4f}")
+        else:
+            lines.append(f"{key}: {value}")
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""Preprocessing: one MNIST-style path for drawings and uploads, and clear refusals."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from classifier import preprocess
+from classifier.errors import ImageRejected
+from classifier.preprocess import preprocess_image, to_png
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def bar_image(size=(200, 120), background=0, ink=255, box=(20, 30, 60, 100)) -> Image.Image:
+    """A filled rectangle of ink, off centre, on a plain background."""
+    array = np.full(size[::-1], background, dtype=np.uint8)
+    left, top, right, bottom = box
+    array[top:bottom, left:right] = ink
+    return Image.fromarray(array, mode="L")
+
+
+def truncated_png() -> bytes:
+    noisy = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    data = encode(Image.fromarray(noisy, mode="L"))
+    return data[: len(data) // 2]
+
+
+def centre_of_mass(pixels: np.ndarray) -> tuple[float, float]:
+    rows, cols = np.indices(pixels.shape)
+    total = pixels.sum()
+    return float((rows * pixels).sum() / total), float((cols * pixels).sum() / total)
+
+
+def test_it_centres_the_ink_by_its_centre_of_mass():
+    out = preprocess_image(encode(bar_image()))
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    row, col = centre_of_mass(out.astype(float))
+    assert abs(row - 14) <= 0.5 and abs(col - 14) <= 0.5
+
+
+def test_it_scales_the_longer_side_to_twenty_pixels():
+    out = preprocess_image(encode(bar_image(box=(20, 30, 60, 100))))  # 40 wide, 70 tall
+    rows, cols = np.nonzero(out)
+    assert rows.max() - rows.min() + 1 == 20
+    assert 10 <= cols.max() - cols.min() + 1 <= 13  # 40/70 of 20 is 11.4, plus resampling blur
+
+
+def test_it_inverts_a_light_background():
+    dark = preprocess_image(encode(bar_image(background=0, ink=255)))
+    light = preprocess_image(encode(bar_image(background=255, ink=0)))
+    assert np.array_equal(dark, light)
+    assert dark[0, 0] == 0 and dark.max() == 255
+
+
+def test_it_reads_dark_strokes_on_a_transparent_canvas_as_a_digit():
+    rgba = np.zeros((100, 100, 4), dtype=np.uint8)
+    rgba[20:80, 45:55] = (0, 0, 0, 255)  # opaque black stroke, the rest fully transparent
+    out = preprocess_image(encode(Image.fromarray(rgba, mode="RGBA")))
+    assert out.max() == 255 and out[0, 0] == 0
+
+
+def test_it_keeps_mnist_digits_as_they_are(mnist):
+    for image in mnist.x_test[:20]:
+        out = preprocess_image(to_png(image, scale=4))
+        assert np.abs(out.astype(int) - image).mean() < 25
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "empty"),
+        (b"not an image at all", "not an image"),
+        (truncated_png(), "not an image"),
+        (encode(Image.new("L", (64, 64), 0)), "blank"),
+        (encode(Image.new("L", (64, 64), 255)), "blank"),
+        (encode(Image.new("RGB", (64, 64), (30, 30, 30))), "blank"),
+        (encode(Image.new("L", (1, 1), 255)), "too small"),
+        (encode(Image.new("L", (64, 64), 0), "TIFF"), "PNG or JPEG"),
+    ],
+    ids=["empty", "text", "truncated", "black", "white", "grey", "one-pixel", "tiff"],
+)
+def test_it_refuses_unusable_files_with_a_clear_message(data, message):
+    with pytest.raises(ImageRejected, match=message):
+        preprocess_image(data)
+
+
+def test_it_refuses_an_animated_gif():
+    frames = [bar_image(), bar_image(box=(50, 10, 90, 60))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
+    with pytest.raises(ImageRejected, match="Animated"):
+        preprocess_image(data)
+
+
+def test_it_refuses_a_decompression_bomb():
+    # 5000x5000 of one colour compresses to a few KB but would decode to 25 megapixels.
+    data = encode(Image.new("L", (5000, 5000), 0), optimize=True)
+    assert len(data) < preprocess.MAX_BYTES
+    with pytest.raises(ImageRejected, match="too many pixels"):
+        preprocess_image(data)
+
+
+def test_it_refuses_a_file_over_the_byte_limit():
+    with pytest.raises(ImageRejected, match="too large"):
+        preprocess_image(b"\x89PNG" + b"\0" * preprocess.MAX_BYTES)
+
+
+def test_it_reads_jpeg_photos_of_dark_ink_on_paper():
+    photo = bar_image(background=230, ink=40).convert("RGB")
+    out = preprocess_image(encode(photo, "JPEG", quality=85))
+    assert out.max() == 255 and out[0, 0] == 0
+
+
+def test_png_enlargement_keeps_crisp_pixels():
+    pixels = np.arange(784, dtype=np.uint32).reshape(28, 28) % 256
+    image = np.asarray(Image.open(io.BytesIO(to_png(pixels.astype(np.uint8), scale=3))))
+    assert image.shape == (84, 84)
+    assert np.array_equal(image[::3, ::3], pixels)
