@@ -1,0 +1,193 @@
+"""Admin for model versions and bounties: create, fund and deploy, pause, refund, export."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html, format_html_join
+
+from bounty import chain, exports
+from bounty.funding import FundingError, fund_and_deploy, refund_unused
+from bounty.models import Bounty, ModelVersion
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("name", "short_sha", "accuracy_percent", "is_active", "created")
+    readonly_fields = ("sha256", "metrics", "script_sizes", "created")
+    actions = ("activate",)
+
+    @admin.display(description="sha256")
+    def short_sha(self, obj: ModelVersion) -> str:
+        return obj.sha256[:16]
+
+    @admin.display(description="accuracy")
+    def accuracy_percent(self, obj: ModelVersion) -> str:
+        return f"{obj.accuracy:.2%}" if obj.accuracy is not None else "-"
+
+    @admin.action(description="Make the selected version the active one")
+    def activate(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version.", messages.ERROR)
+            return
+        queryset.get().activate()
+        self.message_user(request, "Activated.")
+
+
+class BountyForm(forms.ModelForm):
+    class Meta:
+        model = Bounty
+        fields = ("digit", "reward", "slot_count", "model_version", "review_window", "expires_at")
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        if "model_version" in self.fields and not self.instance.pk:
+            self.fields["model_version"].initial = ModelVersion.active()
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        version, digit, reward = cleaned.get("model_version"), cleaned.get("digit"), cleaned.get("reward")
+        if version is None or digit is None or reward is None:
+            return cleaned
+        try:
+            cost = chain.claim_cost(version, int(digit), settings.FEE_RATE)
+        except chain.ContractsError as error:
+            raise forms.ValidationError(f"the model cannot be compiled for this digit: {error}") from error
+        self.cost = cost
+        if reward < cost["claim_fee"]:
+            self.add_error(
+                "reward",
+                f"The reward ({reward} sat) is below the claim fee ({cost['claim_fee']} sat): contributors "
+                "would be paid less than the miners. Raise the reward.",
+            )
+        return cleaned
+
+
+def cost_table() -> str:
+    """Claim fee and bytes per paid image of the active model for each digit, shown on the add form."""
+    version = ModelVersion.active()
+    if version is None:
+        return "No active model version: register one first."
+    rows = []
+    for digit in range(10):
+        try:
+            cost = chain.claim_cost(version, digit, settings.FEE_RATE)
+        except Exception as error:  # shown, not raised: the form must still open
+            return f"cannot compute costs: {error}"
+        rows.append((digit, cost["claim_fee"], cost["bytes_per_paid_image"]))
+    body = format_html_join("", "<tr><td>{}</td><td>{} sat</td><td>{:,} bytes</td></tr>", rows)
+    return format_html(
+        "<p>At {} sat/kB with model {}:</p><table><tr><th>digit</th><th>claim fee per slot</th>"
+        "<th>bytes per paid image</th></tr>{}</table>",
+        settings.FEE_RATE,
+        version.name,
+        body,
+    )
+
+
+@admin.register(Bounty)
+class BountyAdmin(admin.ModelAdmin):
+    form = BountyForm
+    list_display = (
+        "id",
+        "digit",
+        "reward",
+        "claim_fee",
+        "slot_count",
+        "left",
+        "state",
+        "paused",
+        "model_version",
+    )
+    list_filter = ("state", "digit", "paused", "model_version")
+    actions = ("deploy", "pause", "resume", "refund", "export_zip", "export_npz")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Bounty | None = None) -> list[str]:
+        if obj is None:
+            return ["costs"]
+        fixed = ["digit", "reward", "slot_count", "model_version"] if obj.state != Bounty.State.DRAFT else []
+        return [
+            *fixed,
+            "claim_fee",
+            "fee_rate",
+            "state",
+            "paused",
+            "deploy_txids",
+            "operator_pubkey",
+            "admin_pubkey",
+        ]
+
+    def get_fields(self, request: HttpRequest, obj: Bounty | None = None) -> list[str]:
+        editable = ["digit", "reward", "slot_count", "model_version", "review_window", "expires_at"]
+        return [*editable, *self.get_readonly_fields(request, obj)]
+
+    @admin.display(description="costs")
+    def costs(self, obj: Bounty | None = None) -> str:
+        return cost_table()
+
+    @admin.display(description="slots left")
+    def left(self, obj: Bounty) -> int:
+        return obj.slots_left()
+
+    @admin.display(description="deploy transactions")
+    def deploy_txids(self, obj: Bounty) -> str:
+        txs = obj.transactions.filter(kind="deploy").values_list("pk", "txid", "status")
+        return (
+            format_html_join("", '<div><a href="../../../transaction/{}/change/">{}</a> ({})</div>', txs)
+            or "not deployed"
+        )
+
+    def save_model(self, request: HttpRequest, obj: Bounty, form: BountyForm, change: bool) -> None:
+        if obj.state == Bounty.State.DRAFT:
+            cost = getattr(form, "cost", None) or chain.claim_cost(
+                obj.model_version, obj.digit, settings.FEE_RATE
+            )
+            obj.claim_fee, obj.fee_rate = cost["claim_fee"], settings.FEE_RATE
+            obj.operator_pubkey, obj.admin_pubkey = chain.public_keys()
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Fund and deploy the selected draft bounties")
+    def deploy(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        for bounty in queryset:
+            try:
+                txs = fund_and_deploy(bounty)
+            except FundingError as error:
+                self.message_user(request, f"Bounty #{bounty.pk}: {error}", messages.ERROR)
+                continue
+            txids = ", ".join(tx.txid for tx in txs)
+            self.message_user(request, f"Bounty #{bounty.pk} is {bounty.state}; deploy transactions: {txids}")
+
+    @admin.action(description="Pause the selected bounties")
+    def pause(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        self.message_user(request, f"Paused {queryset.update(paused=True)} bounties.")
+
+    @admin.action(description="Resume the selected bounties")
+    def resume(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        self.message_user(request, f"Resumed {queryset.update(paused=False)} bounties.")
+
+    @admin.action(description="Refund the unused slots of the selected bounties")
+    def refund(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        for bounty in queryset:
+            try:
+                tx = refund_unused(bounty)
+            except FundingError as error:
+                self.message_user(request, f"Bounty #{bounty.pk}: {error}", messages.ERROR)
+                continue
+            done = f"refund transaction {tx.txid}" if tx else "no unused slots"
+            self.message_user(request, f"Bounty #{bounty.pk}: {done}")
+
+    @admin.action(description="Export collected images (zip of PNG + manifest)")
+    def export_zip(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
+        bounty = queryset.first()
+        response = HttpResponse(exports.export_zip(bounty), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="bounty-{bounty.pk}-images.zip"'
+        return response
+
+    @admin.action(description="Export collected images (npz for training)")
+    def export_npz(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
+        bounty = queryset.first()
+        response = HttpResponse(exports.export_npz(bounty), content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="bounty-{bounty.pk}-images.npz"'
+        return response

@@ -1,0 +1,117 @@
+"""Admin for submissions, with the 28x28 image enlarged, and the review queue (labels, held payouts)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from bounty import images, pipeline
+from bounty.models import Reason, Submission
+
+
+def thumbnail(submission: Submission, size: int) -> str:
+    return format_html(
+        '<img src="{}" width="{}" height="{}" style="image-rendering: pixelated; background: #000" alt="">',
+        images.png_data_url(submission.pixel_bytes),
+        size,
+        size,
+    )
+
+
+@admin.register(Submission)
+class SubmissionAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "image",
+        "state",
+        "claimed_digit",
+        "predicted_digit",
+        "true_digit",
+        "bounty",
+        "received_at",
+    )
+    list_filter = ("state", "claimed_digit", "reason", "bounty", "received_at")
+    search_fields = ("payout_address", "pixel_sha256", "claim_tx__txid")
+    date_hierarchy = "received_at"
+    fields = (
+        "large_image", "bounty", "state", "reason", "reason_detail", "claimed_digit", "predicted_digit",
+        "scores", "true_digit", "payout_address", "contributor_ip", "claim_tx", "pixel_sha256", "phash",
+        "original", "received_at", "checked_at", "held_at", "verified_at", "broadcast_at", "confirmed_at",
+        "rejected_at",
+    )  # fmt: skip
+    readonly_fields = tuple(f for f in fields if f != "true_digit")
+
+    @admin.display(description="image")
+    def image(self, obj: Submission) -> str:
+        return thumbnail(obj, 56)
+
+    @admin.display(description="what the network saw")
+    def large_image(self, obj: Submission) -> str:
+        return thumbnail(obj, 224)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class ReviewItem(Submission):
+    """The review queue: rejected and held submissions, for labels and held payouts."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "review queue item"
+        verbose_name_plural = "review queue"
+
+
+@admin.register(ReviewItem)
+class ReviewQueueAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "image",
+        "state",
+        "reason",
+        "claimed_digit",
+        "predicted_digit",
+        "true_digit",
+        "bounty",
+    )
+    list_editable = ("true_digit",)
+    list_filter = ("state", "reason", "claimed_digit", "bounty")
+    actions = ("approve_payout", "decline", "label_as_claimed", "label_as_predicted")
+
+    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+        return (
+            super()
+            .get_queryset(request)
+            .filter(Q(state=Submission.State.HELD) | Q(state=Submission.State.REJECTED))
+        )
+
+    @admin.display(description="image")
+    def image(self, obj: Submission) -> str:
+        return thumbnail(obj, 84)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Approve the held payout")
+    def approve_payout(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        approved = sum(pipeline.approve(s) for s in queryset.filter(state=Submission.State.HELD))
+        self.message_user(request, f"Approved {approved} held payouts; they are being paid.")
+
+    @admin.action(description="Decline (do not pay)")
+    def decline(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        declined = sum(s.reject(Reason.REVIEWER) for s in queryset.filter(state=Submission.State.HELD))
+        self.message_user(request, f"Declined {declined} held submissions.", messages.WARNING)
+
+    @admin.action(description="Label: the digit it was drawn as is right")
+    def label_as_claimed(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        for submission in queryset:
+            Submission.objects.filter(pk=submission.pk).update(true_digit=submission.claimed_digit)
+        self.message_user(request, "Labelled.")
+
+    @admin.action(description="Label: the network's reading is right")
+    def label_as_predicted(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        for submission in queryset.exclude(predicted_digit=None):
+            Submission.objects.filter(pk=submission.pk).update(true_digit=submission.predicted_digit)
+        self.message_user(request, "Labelled.")

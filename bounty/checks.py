@@ -1,0 +1,92 @@
+"""System checks (`manage.py check`): configuration errors are Errors, services that are down are Warnings.
+
+Reachability is a warning so that `migrate` works before Redis and the ledger are started; `make run` and the
+production smoke test run `manage.py check --fail-level WARNING` once everything is up.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}{port}"))
+
+
+@register("bounty")
+def check_keys(app_configs: object = None, **kwargs: object) -> list:
+    from bounty import keys
+
+    problems = []
+    for role, loader, check_id in (
+        ("operator", keys.operator_key, "bounty.E001"),
+        ("admin", keys.admin_key, "bounty.E002"),
+    ):
+        try:
+            loader()
+        except ImproperlyConfigured as error:
+            problems.append(Error(f"{role} key: {error}", id=check_id))
+    return problems
+
+
+@register("bounty")
+def check_native_vm(app_configs: object = None, **kwargs: object) -> list:
+    from bsv.native import NATIVE_AVAILABLE
+
+    if not NATIVE_AVAILABLE:
+        return [
+            Error(
+                "bsv-sdk's native extension is not available: script verification would run about 20x slower",
+                hint="install bsv-sdk from a wheel built for this platform",
+                id="bounty.E003",
+            )
+        ]
+    return []
+
+
+@register("bounty")
+def check_model_artifact(app_configs: object = None, **kwargs: object) -> list:
+    if not settings.MODEL_ARTIFACT.exists():
+        return [
+            Warning(
+                f"the default model artifact {settings.MODEL_ARTIFACT} does not exist",
+                hint="run `make model` or set MODEL_ARTIFACT",
+                id="bounty.W003",
+            )
+        ]
+    return []
+
+
+@register("bounty", "services")
+def check_chain_reachable(app_configs: object = None, **kwargs: object) -> list:
+    from bounty import chain
+
+    try:
+        chain.ping()
+    except Exception as error:
+        where = settings.LEDGER_URL if settings.CHAIN_BACKEND == "local" else settings.ARC_URL
+        return [Warning(f"the chain backend at {where} is not reachable: {error}", id="bounty.W001")]
+    return []
+
+
+@register("bounty", "services")
+def check_redis_reachable(app_configs: object = None, **kwargs: object) -> list:
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as error:
+        return [
+            Warning(f"Redis at {redacted(settings.REDIS_URL)} is not reachable: {error}", id="bounty.W002")
+        ]
+    return []

@@ -1,0 +1,190 @@
+"""Model versions, bounties and the reward slots that hold a bounty's money."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.db import models, transaction
+from django.utils import timezone
+
+
+class ModelVersion(models.Model):
+    """One integer model artifact the service can compile into slot contracts."""
+
+    name = models.CharField(max_length=100, unique=True)
+    artifact = models.CharField(max_length=500, help_text="path of the .npz model artifact")
+    sha256 = models.CharField(max_length=64, help_text="weights_sha256 from the manifest")
+    metrics = models.JSONField(default=dict, blank=True)
+    script_sizes = models.JSONField(
+        default=dict, blank=True, help_text="per digit: locking script bytes, claim bytes, claim fee"
+    )
+    is_active = models.BooleanField(default=False)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-created",)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]})"
+
+    @property
+    def accuracy(self) -> float | None:
+        value = self.metrics.get("integer_test_accuracy")
+        return float(value) if value is not None else None
+
+    @classmethod
+    def active(cls) -> ModelVersion | None:
+        return cls.objects.filter(is_active=True).first()
+
+    @classmethod
+    def register(cls, artifact: Path, name: str | None = None, activate: bool = False) -> ModelVersion:
+        """Record an artifact by its manifest; the same weights registered twice give the same row."""
+        manifest = read_manifest(artifact)
+        sha = manifest.get("weights_sha256", "")
+        version = cls.objects.filter(sha256=sha).first()
+        if version is None:
+            version = cls.objects.create(
+                name=name or f"{artifact.stem}-{sha[:8]}",
+                artifact=str(artifact),
+                sha256=sha,
+                metrics=manifest.get("metrics", {}),
+            )
+        if activate:
+            version.activate()
+        return version
+
+    def activate(self) -> None:
+        with transaction.atomic():
+            ModelVersion.objects.exclude(pk=self.pk).update(is_active=False)
+            ModelVersion.objects.filter(pk=self.pk).update(is_active=True)
+        self.is_active = True
+
+
+def read_manifest(artifact: Path) -> dict:
+    sidecar = artifact.with_suffix(".json")
+    if sidecar.exists():
+        return json.loads(sidecar.read_text())
+    import numpy as np
+
+    with np.load(artifact, allow_pickle=False) as data:
+        return json.loads(str(data["manifest"]))
+
+
+class Bounty(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        FUNDED = "funded"  # deploy transactions stored, not yet all accepted by the chain
+        ACTIVE = "active"
+        EXHAUSTED = "exhausted"
+        CLOSED = "closed"
+        REFUNDED = "refunded"
+
+    digit = models.PositiveSmallIntegerField(choices=[(d, str(d)) for d in range(10)])
+    reward = models.PositiveBigIntegerField(help_text="satoshis paid to the contributor per accepted image")
+    slot_count = models.PositiveIntegerField(help_text="how many images this bounty pays for")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="bounties")
+    fee_rate = models.PositiveIntegerField(help_text="satoshis per 1,000 bytes")
+    claim_fee = models.PositiveBigIntegerField(default=0, help_text="satoshis per slot for the claim fee")
+    operator_pubkey = models.CharField(max_length=66, blank=True)
+    admin_pubkey = models.CharField(max_length=66, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    paused = models.BooleanField(default=False)
+    review_window = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="hold payouts this long for review before paying (empty: pay at once)",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    funded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created",)
+        verbose_name_plural = "bounties"
+
+    def __str__(self) -> str:
+        return f"#{self.pk} digit {self.digit}, {self.reward} sat x {self.slot_count}"
+
+    @property
+    def slot_value(self) -> int:
+        return self.reward + self.claim_fee
+
+    def is_open(self) -> bool:
+        """Whether a new submission may be paid from this bounty now."""
+        if self.state != Bounty.State.ACTIVE or self.paused:
+            return False
+        return self.expires_at is None or self.expires_at > timezone.now()
+
+    def slots_left(self) -> int:
+        return self.slots.filter(state=Slot.State.FREE).count()
+
+    def mark_exhausted_if_spent(self) -> None:
+        busy = self.slots.filter(state__in=[Slot.State.FREE, Slot.State.RESERVED]).exists()
+        if not busy:
+            Bounty.objects.filter(pk=self.pk, state=Bounty.State.ACTIVE).update(state=Bounty.State.EXHAUSTED)
+
+
+class Slot(models.Model):
+    """One output of a deploy transaction holding reward + claim fee, spendable by one claim."""
+
+    class State(models.TextChoices):
+        FREE = "free"
+        RESERVED = "reserved"
+        CLAIMED = "claimed"
+        REFUNDED = "refunded"
+
+    bounty = models.ForeignKey(Bounty, on_delete=models.PROTECT, related_name="slots")
+    deploy_tx = models.ForeignKey("bounty.Transaction", on_delete=models.PROTECT, related_name="slots")
+    vout = models.PositiveIntegerField()
+    satoshis = models.PositiveBigIntegerField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.FREE, db_index=True)
+    submission = models.OneToOneField(
+        "bounty.Submission", null=True, blank=True, on_delete=models.PROTECT, related_name="slot"
+    )
+    spent_by = models.ForeignKey(
+        "bounty.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="spent_slots"
+    )
+    updated = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("bounty", "id")
+        constraints = models.UniqueConstraint(fields=["deploy_tx", "vout"], name="unique_outpoint")
+
+    def __str__(self) -> str:
+        return f"{self.outpoint} ({self.state})"
+
+    @property
+    def outpoint(self) -> str:
+        return f"{self.deploy_tx.txid}:{self.vout}"
+
+    @classmethod
+    def reserve(cls, bounty: Bounty, submission_id: int) -> Slot | None:
+        """Reserve a free slot of `bounty` for a submission; two workers never get the same slot.
+
+        Each attempt is one conditional update whose row count says whether this process won the slot or
+        another one got there first, in which case the next free slot is tried.
+        """
+        mine = cls.objects.filter(submission_id=submission_id).first()
+        if mine is not None:
+            return mine  # the task ran before: keep the slot it already holds
+        for _ in range(20):
+            candidates = list(
+                cls.objects.filter(bounty=bounty, state=cls.State.FREE).values_list("pk", flat=True)[:8]
+            )
+            if not candidates:
+                return None
+            for pk in candidates:
+                won = cls.objects.filter(pk=pk, state=cls.State.FREE, submission__isnull=True).update(
+                    state=cls.State.RESERVED, submission_id=submission_id, updated=timezone.now()
+                )
+                if won == 1:
+                    return cls.objects.get(pk=pk)
+        return None
+
+    def release(self) -> bool:
+        """Give a reserved slot back (its claim failed for good); False if it was not reserved."""
+        released = Slot.objects.filter(pk=self.pk, state=Slot.State.RESERVED).update(
+            state=Slot.State.FREE, submission=None, spent_by=None, updated=timezone.now()
+        )
+        return released == 1

@@ -1,0 +1,125 @@
+"""Submissions: one image from one contributor, and the states it moves through on its way to a payout."""
+
+from __future__ import annotations
+
+import uuid
+from typing import ClassVar
+
+from django.db import models
+from django.utils import timezone
+
+
+class Reason(models.TextChoices):
+    """Why a submission was rejected, each with the sentence a contributor reads."""
+
+    WRONG_DIGIT = "wrong_digit", "The network read your image as a different digit."
+    DUPLICATE = "duplicate", "This image (or one almost identical to it) was already submitted."
+    EXHAUSTED = "exhausted", "The bounty has no reward slots left."
+    CLOSED = "closed", "The bounty is not accepting images right now."
+    RATE_LIMITED = "rate_limited", "Too many submissions from this address or network; try again later."
+    CHAIN_REJECTED = "chain_rejected", "The network refused the payment transaction."
+    REVIEWER = "reviewer", "A reviewer declined this image."
+
+
+class Submission(models.Model):
+    class State(models.TextChoices):
+        RECEIVED = "received"
+        CHECKED = "checked"  # classified by the integer reference, passed duplicate and rate checks
+        HELD = "held"  # waiting for review before a slot is reserved
+        VERIFIED = "verified"  # claim transaction built, verified and stored
+        BROADCAST = "broadcast"
+        CONFIRMED = "confirmed"
+        REJECTED = "rejected"
+
+    # Which state may follow which: every change goes through `advance`, a conditional update.
+    TRANSITIONS: ClassVar[dict[str, tuple[str, ...]]] = {
+        State.RECEIVED: (State.CHECKED, State.REJECTED),
+        State.CHECKED: (State.HELD, State.VERIFIED, State.REJECTED),
+        State.HELD: (State.CHECKED, State.REJECTED),
+        State.VERIFIED: (State.BROADCAST, State.REJECTED),
+        State.BROADCAST: (State.CONFIRMED, State.REJECTED),
+        State.CONFIRMED: (),
+        State.REJECTED: (),
+    }
+    TIMESTAMPS: ClassVar[dict[str, str]] = {
+        State.CHECKED: "checked_at",
+        State.HELD: "held_at",
+        State.VERIFIED: "verified_at",
+        State.BROADCAST: "broadcast_at",
+        State.CONFIRMED: "confirmed_at",
+        State.REJECTED: "rejected_at",
+    }
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    bounty = models.ForeignKey("bounty.Bounty", on_delete=models.PROTECT, related_name="submissions")
+    original = models.FileField(upload_to="originals/%Y/%m/%d/")
+    pixels = models.BinaryField(help_text="the 28x28 image the network sees, 784 bytes row-major")
+    pixel_sha256 = models.CharField(max_length=64, db_index=True)
+    phash = models.CharField(max_length=64, help_text="256-bit perceptual hash, hex")
+    claimed_digit = models.PositiveSmallIntegerField()
+    predicted_digit = models.PositiveSmallIntegerField(null=True, blank=True)
+    scores = models.JSONField(null=True, blank=True)
+    true_digit = models.PositiveSmallIntegerField(
+        null=True, blank=True, choices=[(d, str(d)) for d in range(10)], help_text="set by a reviewer"
+    )
+    payout_address = models.CharField(max_length=64, db_index=True)
+    contributor_ip = models.GenericIPAddressField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED, db_index=True)
+    reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
+    reason_detail = models.CharField(max_length=300, blank=True)
+    claim_tx = models.ForeignKey(
+        "bounty.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="claimed"
+    )
+    review_approved = models.BooleanField(default=False)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+    checked_at = models.DateTimeField(null=True, blank=True)
+    held_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    broadcast_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    rejected_at = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("-received_at",)
+
+    def __str__(self) -> str:
+        return f"submission #{self.pk} ({self.state})"
+
+    def advance(self, to: str, **fields: object) -> bool:
+        """Move to state `to` if the row is still in the state this object holds; False if it was not.
+
+        A second worker running the same step finds the row already moved and does nothing.
+        """
+        if to not in self.TRANSITIONS[self.state]:
+            raise ValueError(f"a {self.state} submission cannot become {to}")
+        now = timezone.now()
+        changes: dict[str, object] = {"state": to, "updated": now, **fields}
+        changes[self.TIMESTAMPS[to]] = now
+        moved = Submission.objects.filter(pk=self.pk, state=self.state).update(**changes)
+        if moved:
+            for name, value in changes.items():
+                setattr(self, name, value)
+        return moved == 1
+
+    def reject(self, reason: Reason, detail: str = "") -> bool:
+        return self.advance(Submission.State.REJECTED, reason=reason, reason_detail=detail[:300])
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in (Submission.State.CONFIRMED, Submission.State.REJECTED)
+
+    @property
+    def reason_text(self) -> str:
+        if not self.reason:
+            return ""
+        if self.reason == Reason.WRONG_DIGIT and self.predicted_digit is not None:
+            return (
+                f"The network read your image as a {self.predicted_digit}, "
+                f"not a {self.claimed_digit}, so no payment was made."
+            )
+        return str(Reason(self.reason).label)
+
+    @property
+    def pixel_bytes(self) -> bytes:
+        return bytes(self.pixels)

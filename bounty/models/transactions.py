@@ -1,0 +1,46 @@
+"""Transactions the service built: stored before they are broadcast, then followed to confirmation."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class Transaction(models.Model):
+    class Kind(models.TextChoices):
+        DEPLOY = "deploy"
+        CLAIM = "claim"
+        REFUND = "refund"
+
+    class Status(models.TextChoices):
+        STORED = "stored"  # built and verified, not yet accepted by the chain
+        BROADCAST = "broadcast"  # accepted into the mempool
+        CONFIRMED = "confirmed"
+        FAILED = "failed"  # refused for good; never broadcast again
+
+    txid = models.CharField(max_length=64, unique=True)
+    raw_hex = models.TextField()
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STORED, db_index=True)
+    bounty = models.ForeignKey(
+        "bounty.Bounty", null=True, blank=True, on_delete=models.PROTECT, related_name="transactions"
+    )
+    fee = models.PositiveBigIntegerField(default=0)
+    confirmations = models.PositiveIntegerField(default=0)
+    block_height = models.PositiveIntegerField(null=True, blank=True)
+    block_hash = models.CharField(max_length=64, blank=True)
+    broadcast_attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    broadcast_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created",)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.txid[:16]}… ({self.status})"
+
+    @property
+    def size(self) -> int:
+        return len(self.raw_hex) // 2

@@ -1,0 +1,295 @@
+"""The pipeline that takes a submission from "received" to a paid claim, as plain functions.
+
+`process(submission_id)` moves a submission as far as it can go from whatever state it is in, so running
+it twice, or again after a worker died anywhere, is safe: each step ends in one conditional state change, a
+slot is reserved by a conditional update, and a claim is stored in the database before it is broadcast.
+Celery tasks (`bounty.tasks`) only call these functions.
+
+    received --classify, duplicates, rate limits--> checked --(review)--> held --approve--> checked
+    checked --reserve slot, build and verify claim, store it--> verified --broadcast--> broadcast
+    broadcast --block--> confirmed;  any step may end in rejected, with a reason
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from datetime import timedelta
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from bounty import chain, images
+from bounty.models import Bounty, ModelVersion, Reason, Slot, Submission, Transaction
+
+log = logging.getLogger(__name__)
+
+
+class TryLater(Exception):
+    """A transient failure (the chain backend unreachable); the task is retried and the sweeper catches it."""
+
+
+def enqueue(submission_id: int) -> None:
+    """Queue processing; if the broker is down the sweeper picks the submission up later."""
+    from bounty import tasks
+
+    try:
+        tasks.process_submission.delay(submission_id)
+    except Exception as error:  # the submission is committed; nothing is lost
+        log.warning("could not queue submission %s: %s", submission_id, error)
+
+
+@functools.lru_cache(maxsize=8)
+def reference_model(artifact: str):  # type: ignore[no-untyped-def]
+    from classifier.integer_model import IntegerModel
+
+    return IntegerModel.load(artifact)
+
+
+def classify(version: ModelVersion, pixels: bytes) -> tuple[int, list[int]]:
+    model = reference_model(version.artifact)
+    array = np.frombuffer(bytes(pixels), dtype=np.uint8).reshape(784)
+    scores = [int(s) for s in np.asarray(model.scores(array)).reshape(-1)]
+    return int(np.argmax(scores)), scores
+
+
+def process(submission_id: int) -> str:
+    """Advance one submission as far as it can go now; returns its state."""
+    submission = Submission.objects.select_related("bounty__model_version").get(pk=submission_id)
+    if submission.state == Submission.State.RECEIVED:
+        check(submission)
+    if submission.state == Submission.State.CHECKED:
+        claim(submission)
+    if submission.state == Submission.State.VERIFIED:
+        broadcast_claim(submission)
+    return submission.state
+
+
+def refresh(submission: Submission) -> Submission:
+    submission.refresh_from_db()
+    return submission
+
+
+def check(submission: Submission) -> None:
+    """received -> checked, or rejected: the network's verdict, duplicates, rate limits."""
+    bounty = submission.bounty
+    predicted, scores = classify(bounty.model_version, submission.pixels)
+    submission.predicted_digit, submission.scores = predicted, scores
+    Submission.objects.filter(pk=submission.pk).update(predicted_digit=predicted, scores=scores)
+    if predicted != submission.claimed_digit:
+        reason, detail = Reason.WRONG_DIGIT, f"classified as {predicted}"
+    else:
+        reason, detail = screen(submission)
+    moved = submission.reject(reason, detail) if reason else submission.advance(Submission.State.CHECKED)
+    if not moved:
+        refresh(submission)  # another worker did this step
+
+
+def screen(submission: Submission) -> tuple[Reason | None, str]:
+    """Duplicates (across all bounties) and rate limits; only earlier submissions count against this one."""
+    earlier = Submission.objects.filter(pk__lt=submission.pk).exclude(state=Submission.State.REJECTED)
+    exact = earlier.filter(pixel_sha256=submission.pixel_sha256).first()
+    if exact is not None:
+        return Reason.DUPLICATE, f"same pixels as submission {exact.pk}"
+    near = near_duplicate(submission, earlier)
+    if near is not None:
+        return Reason.DUPLICATE, f"near duplicate of submission {near}"
+    window = timezone.now() - timedelta(seconds=settings.RATE_LIMIT_WINDOW)
+    recent = Submission.objects.filter(pk__lt=submission.pk, received_at__gte=window).exclude(
+        reason=Reason.RATE_LIMITED
+    )
+    limit = settings.RATE_LIMIT_PER_ADDRESS
+    if limit and recent.filter(payout_address=submission.payout_address).count() >= limit:
+        return Reason.RATE_LIMITED, f"more than {limit} submissions for this address"
+    limit = settings.RATE_LIMIT_PER_IP
+    ip = submission.contributor_ip
+    if limit and ip and recent.filter(contributor_ip=ip).count() >= limit:
+        return Reason.RATE_LIMITED, f"more than {limit} submissions from this IP"
+    return None, ""
+
+
+def near_duplicate(submission: Submission, earlier) -> int | None:  # type: ignore[no-untyped-def]
+    """An earlier submission whose perceptual hash is within NEAR_DUPLICATE_BITS and whose pixels differ by
+    less than NEAR_DUPLICATE_GREY grey levels on average."""
+    bits = settings.NEAR_DUPLICATE_BITS
+    if bits <= 0:
+        return None
+    mine = int(submission.phash, 16)
+    candidates = [
+        pk
+        for pk, phash in earlier.values_list("pk", "phash").iterator(chunk_size=5000)
+        if (int(phash, 16) ^ mine).bit_count() <= bits
+    ]
+    for pk, pixels in Submission.objects.filter(pk__in=candidates[:200]).values_list("pk", "pixels"):
+        if images.mean_abs_difference(pixels, submission.pixel_bytes) < settings.NEAR_DUPLICATE_GREY:
+            return pk
+    return None
+
+
+def claim(submission: Submission) -> None:
+    """checked -> verified: reserve a slot, build and verify the claim, store it (not yet broadcast)."""
+    bounty = Bounty.objects.get(pk=submission.bounty_id)
+    needs_review = bounty.review_window is not None and not submission.review_approved
+    if needs_review:
+        if not submission.advance(Submission.State.HELD):
+            refresh(submission)
+        return
+    has_slot = Slot.objects.filter(submission=submission).exists()
+    if not has_slot and not bounty.is_open():
+        reason = Reason.EXHAUSTED if bounty.state == Bounty.State.EXHAUSTED else Reason.CLOSED
+        submission.reject(reason) or refresh(submission)
+        return
+    slot = Slot.reserve(bounty, submission.pk)
+    if slot is None:
+        bounty.mark_exhausted_if_spent()
+        submission.reject(Reason.EXHAUSTED) or refresh(submission)
+        return
+    try:
+        built = chain.build_claim(bounty, slot, submission.payout_address, submission.pixel_bytes)
+    except chain.ChainError as error:
+        if not error.permanent:
+            raise TryLater(str(error)) from error
+        fail_claim(submission, slot, str(error))
+        return
+    with transaction.atomic():
+        tx, _ = Transaction.objects.get_or_create(
+            txid=built.txid,
+            defaults={
+                "raw_hex": built.raw_hex,
+                "kind": Transaction.Kind.CLAIM,
+                "bounty": bounty,
+                "fee": built.fee,
+            },
+        )
+        if not submission.advance(Submission.State.VERIFIED, claim_tx=tx):
+            transaction.set_rollback(True)
+    if submission.state != Submission.State.VERIFIED:
+        refresh(submission)
+
+
+def fail_claim(submission: Submission, slot: Slot | None, detail: str) -> None:
+    """The claim can never succeed: reject the submission and give its slot back."""
+    log.warning("claim for submission %s failed for good: %s", submission.pk, detail)
+    if (submission.reject(Reason.CHAIN_REJECTED, detail) and slot is not None) or (
+        slot is not None and refresh(submission).state == Submission.State.REJECTED
+    ):
+        slot.release()
+
+
+def broadcast_claim(submission: Submission) -> None:
+    """verified -> broadcast. A claim that the chain already knows counts as broadcast."""
+    tx = Transaction.objects.get(pk=submission.claim_tx_id)
+    if not send(tx):
+        if tx.status == Transaction.Status.FAILED:
+            fail_claim(submission, Slot.objects.filter(submission=submission).first(), tx.last_error)
+        return
+    Slot.objects.filter(submission=submission, state=Slot.State.RESERVED).update(
+        state=Slot.State.CLAIMED, spent_by=tx, updated=timezone.now()
+    )
+    if not submission.advance(Submission.State.BROADCAST):
+        refresh(submission)
+    submission.bounty.mark_exhausted_if_spent()
+
+
+def send(tx: Transaction) -> bool:
+    """Broadcast a stored transaction. True once the chain has it; False with `tx.status` FAILED if it never
+    will; TryLater if the backend is unreachable."""
+    if tx.status in (Transaction.Status.BROADCAST, Transaction.Status.CONFIRMED):
+        return True
+    if tx.status == Transaction.Status.FAILED:
+        return False
+    Transaction.objects.filter(pk=tx.pk).update(broadcast_attempts=tx.broadcast_attempts + 1)
+    try:
+        chain.broadcast(tx.raw_hex)
+    except chain.ChainError as error:
+        if error.permanent:
+            Transaction.objects.filter(pk=tx.pk).update(
+                status=Transaction.Status.FAILED, last_error=str(error)
+            )
+            tx.status, tx.last_error = Transaction.Status.FAILED, str(error)
+            return False
+        Transaction.objects.filter(pk=tx.pk).update(last_error=str(error))
+        raise TryLater(str(error)) from error
+    Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.STORED).update(
+        status=Transaction.Status.BROADCAST, broadcast_at=timezone.now(), last_error=""
+    )
+    tx.status = Transaction.Status.BROADCAST
+    return True
+
+
+def poll_confirmations() -> int:
+    """Follow broadcast transactions into blocks; returns how many were confirmed now."""
+    confirmed = 0
+    for tx in Transaction.objects.filter(status=Transaction.Status.BROADCAST):
+        status = chain.status(tx.txid)
+        if status.state == chain.TxState.UNKNOWN:
+            Transaction.objects.filter(pk=tx.pk).update(status=Transaction.Status.STORED)
+            continue  # the backend forgot it: the sweeper rebroadcasts it
+        if status.state != chain.TxState.MINED:
+            continue
+        Transaction.objects.filter(pk=tx.pk).update(
+            confirmations=status.confirmations, block_height=status.block_height
+        )
+        if status.confirmations >= settings.CONFIRMATIONS_REQUIRED:
+            Transaction.objects.filter(pk=tx.pk).update(
+                status=Transaction.Status.CONFIRMED, confirmed_at=timezone.now()
+            )
+            for submission in Submission.objects.filter(claim_tx=tx, state=Submission.State.BROADCAST):
+                submission.advance(Submission.State.CONFIRMED)
+            confirmed += 1
+    for tx in Transaction.objects.filter(status=Transaction.Status.CONFIRMED, confirmations__lt=6)[:200]:
+        status = chain.status(tx.txid)
+        if status.state == chain.TxState.MINED:
+            Transaction.objects.filter(pk=tx.pk).update(confirmations=status.confirmations)
+    return confirmed
+
+
+def stuck(state: str):  # type: ignore[no-untyped-def]
+    cutoff = timezone.now() - timedelta(seconds=settings.STUCK_AFTER)
+    return Submission.objects.filter(state=state, updated__lt=cutoff)
+
+
+def sweep() -> dict[str, int]:
+    """Find work that a dead worker, a lost message or an outage left behind, and finish or undo it."""
+    counts = {"requeued": 0, "released": 0, "deploys": 0, "held_released": 0, "closed": 0}
+    for state in (Submission.State.RECEIVED, Submission.State.CHECKED, Submission.State.VERIFIED):
+        for pk in stuck(state).values_list("pk", flat=True)[:500]:
+            enqueue(pk)
+            counts["requeued"] += 1
+    for submission in Submission.objects.filter(state=Submission.State.HELD).select_related("bounty"):
+        window = submission.bounty.review_window
+        if window is not None and submission.held_at and submission.held_at + window <= timezone.now():
+            approve(submission)
+            counts["held_released"] += 1
+    orphaned = Slot.objects.filter(state=Slot.State.RESERVED).filter(
+        Q(submission__isnull=True) | Q(submission__state=Submission.State.REJECTED)
+    )
+    for slot in orphaned:
+        counts["released"] += int(slot.release())
+    for bounty in Bounty.objects.filter(state=Bounty.State.FUNDED):
+        from bounty.funding import publish_deploys
+
+        publish_deploys(bounty)
+        counts["deploys"] += 1
+    counts["closed"] = Bounty.objects.filter(
+        state=Bounty.State.ACTIVE, expires_at__isnull=False, expires_at__lte=timezone.now()
+    ).update(state=Bounty.State.CLOSED)
+    for tx in Transaction.objects.filter(status=Transaction.Status.STORED, kind=Transaction.Kind.REFUND):
+        try:
+            send(tx)
+        except TryLater:
+            break
+    return counts
+
+
+def approve(submission: Submission) -> bool:
+    """A reviewer (or an elapsed review window) lets a held submission be paid."""
+    Submission.objects.filter(pk=submission.pk).update(review_approved=True)
+    submission.review_approved = True
+    if submission.advance(Submission.State.CHECKED):
+        transaction.on_commit(lambda: enqueue(submission.pk))
+        return True
+    return False

@@ -1,0 +1,151 @@
+"""Settings of the bounty service, read from the environment.
+
+The defaults are the embedded set-up of `make run`: SQLite and media under the project folder, a private
+Redis, the local ledger in var/ledger, and operator/admin keys generated into 0600 files under var/keys.
+Production sets DATABASE_URL (PostgreSQL), REDIS_URL, CHAIN_BACKEND=arc and real keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from bounty.env import envbool, envchoice, envint, envlist, envsecret, envstr
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = envbool("DEBUG", True)
+SECRET_KEY = envsecret("SECRET_KEY") or ""
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY (or SECRET_KEY_FILE) is required when DEBUG is off")
+    SECRET_KEY = "insecure-development-key-only-for-debug"
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+SITE_ROOT = envstr("SITE_ROOT", "http://127.0.0.1:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_celery_beat",
+    "bounty",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "bounty.urls"
+WSGI_APPLICATION = "bounty.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bounty.sqlite3'}")
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, workers and beat share one file: WAL lets readers run beside the writer, IMMEDIATE transactions
+    # take the write lock up front instead of failing on upgrade, and the timeout waits out short writes.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = Path(envstr("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(envstr("MEDIA_ROOT", str(BASE_DIR / "media")))
+
+# Uploads: the form refuses anything larger before Pillow sees it.
+MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 2 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES * 2
+FILE_UPLOAD_MAX_MEMORY_SIZE = MAX_UPLOAD_BYTES
+
+# Celery and Redis
+REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True  # a killed worker's task is delivered again; every task is idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 600)}
+CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+# The chain
+NETWORK = envchoice("NETWORK", "regtest", ("mainnet", "testnet", "regtest"))
+CHAIN_BACKEND = envchoice("CHAIN_BACKEND", "local", ("local", "arc"))
+# "local": the LocalLedger in LEDGER_DIR, opened in-process (the ledger server that `make run` starts mines
+# its blocks and serves its HTTP endpoints from the same folder). "arc": ARC at ARC_URL for broadcasts.
+LEDGER_DIR = Path(envstr("LEDGER_DIR", str(VAR_DIR / "ledger")))
+ARC_URL = envstr("ARC_URL", "https://arc.taal.com")
+ARC_API_KEY = envsecret("ARC_API_KEY")
+CHAIN_TIMEOUT = envint("CHAIN_TIMEOUT", 10, minimum=1)
+FEE_RATE = envint("FEE_RATE", 100, minimum=1)  # satoshis per 1,000 bytes
+CONFIRMATIONS_REQUIRED = envint("CONFIRMATIONS_REQUIRED", 1, minimum=1)
+
+# Keys: WIF in the environment, or a file. On the local ledger a key is generated into a 0600 file
+# under var/keys on first use; on a real network a missing key is a configuration error (check bounty.E001).
+OPERATOR_KEY = envsecret("OPERATOR_KEY")
+ADMIN_KEY = envsecret("ADMIN_KEY")
+KEYS_DIR = Path(envstr("KEYS_DIR", str(VAR_DIR / "keys")))
+GENERATE_MISSING_KEYS = envbool("GENERATE_MISSING_KEYS", NETWORK == "regtest")
+
+# Models
+MODEL_ARTIFACT = Path(envstr("MODEL_ARTIFACT", str(BASE_DIR / "classifier" / "models" / "default.npz")))
+
+# Abuse controls: submissions per payout address and per IP per window, near-duplicate distance in bits.
+RATE_LIMIT_PER_ADDRESS = envint("RATE_LIMIT_PER_ADDRESS", 20, minimum=0)
+RATE_LIMIT_PER_IP = envint("RATE_LIMIT_PER_IP", 60, minimum=0)
+RATE_LIMIT_WINDOW = envint("RATE_LIMIT_WINDOW", 3600, minimum=1)  # seconds
+NEAR_DUPLICATE_BITS = envint("NEAR_DUPLICATE_BITS", 8, minimum=0)  # perceptual-hash candidates
+NEAR_DUPLICATE_GREY = float(envint("NEAR_DUPLICATE_GREY_X10", 15, minimum=0)) / 10  # mean |difference|
+TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
+
+# The sweeper: how long a submission may sit in one state before it is picked up again.
+STUCK_AFTER = envint("STUCK_AFTER", 120, minimum=1)  # seconds
+BROADCAST_MAX_ATTEMPTS = envint("BROADCAST_MAX_ATTEMPTS", 20, minimum=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"bounty": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")}},
+}

@@ -1,0 +1,25 @@
+"""Celery tasks: thin wrappers that receive ids only and call `bounty.pipeline`."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from bounty import pipeline
+
+
+@shared_task(bind=True, max_retries=30, acks_late=True)
+def process_submission(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
+    try:
+        return pipeline.process(submission_id)
+    except pipeline.TryLater as error:
+        raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
+
+
+@shared_task
+def poll_confirmations() -> int:
+    return pipeline.poll_confirmations()
+
+
+@shared_task
+def sweep() -> dict[str, int]:
+    return pipeline.sweep()

@@ -1,0 +1,15 @@
+"""URLs: the contributor pages and the funders' admin."""
+
+from django.contrib import admin
+from django.urls import path
+
+from bounty import views
+
+urlpatterns = [
+    path("", views.index, name="bounty-index"),
+    path("bounties/<int:pk>/", views.bounty_page, name="bounty-page"),
+    path("submissions/<uuid:public_id>/", views.status_page, name="bounty-status"),
+    path("submissions/<uuid:public_id>/status.json", views.status_json, name="bounty-status-json"),
+    path("address-check", views.address_check, name="bounty-address-check"),
+    path("admin/", admin.site.urls),
+]

@@ -1,0 +1,90 @@
+"""The base test case: named actors and small builders shared by the bounty tests.
+
+Alice funds bounties and administers the site; Bob and Charlie are contributors with their own testnet
+addresses. Charlie should never see or change what belongs to Alice or Bob.
+"""
+
+from __future__ import annotations
+
+import io
+from functools import cache
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
+from django.test import TestCase
+from PIL import Image
+
+from bounty import images
+from bounty.models import Bounty, ModelVersion, Slot, Submission, Transaction
+from contracts.keys import Key
+
+
+@cache
+def mnist_test_set() -> tuple[np.ndarray, np.ndarray]:
+    from classifier.data import load_mnist
+
+    mnist = load_mnist()
+    return mnist.x_test, mnist.y_test
+
+
+def mnist_png(index: int) -> bytes:
+    """An MNIST test image as a PNG file, black digit on white as a phone photo or scan would be."""
+    x_test, _ = mnist_test_set()
+    buffer = io.BytesIO()
+    Image.fromarray(255 - x_test[index]).resize((112, 112)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def blank_png(color: int = 255, size: int = 64) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (size, size), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def stroke_png() -> bytes:
+    """A hand-made '1': one thick vertical stroke on black, like the canvas sends."""
+    array = np.zeros((280, 280), dtype=np.uint8)
+    array[40:240, 125:155] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class BaseTestCase(TestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.alice = User.objects.create_superuser("alice", "alice@example.org", "password-of-alice")
+        self.bob_address = Key.generate("testnet").address
+        self.charlie_address = Key.generate("testnet").address
+        self.version = ModelVersion.objects.create(
+            name="default", artifact=str(settings.MODEL_ARTIFACT), sha256="ab" * 32, is_active=True,
+            metrics={"integer_test_accuracy": 0.975},
+        )  # fmt: skip
+        self.bounty = Bounty.objects.create(
+            digit=7, reward=1000, slot_count=3, model_version=self.version, fee_rate=100, claim_fee=2000,
+            state=Bounty.State.ACTIVE,
+        )  # fmt: skip
+        self.deploy = Transaction.objects.create(txid="d" * 64, raw_hex="00", kind=Transaction.Kind.DEPLOY)
+        for vout in range(3):
+            Slot.objects.create(bounty=self.bounty, deploy_tx=self.deploy, vout=vout, satoshis=3000)
+
+    def make_submission(self, pixels: np.ndarray | None = None, **fields: object) -> Submission:
+        if pixels is None:
+            pixels = np.random.default_rng(Submission.objects.count()).integers(
+                0, 256, (28, 28), dtype=np.uint8
+            )
+        submission = Submission(
+            bounty=fields.pop("bounty", self.bounty),
+            pixels=pixels.tobytes(),
+            pixel_sha256=images.pixel_sha256(pixels),
+            phash=images.perceptual_hash(pixels),
+            claimed_digit=7,
+            payout_address=fields.pop("payout_address", self.bob_address),
+            contributor_ip=fields.pop("contributor_ip", "192.0.2.10"),
+            **fields,
+        )
+        submission.original.save("x.png", ContentFile(images.png_bytes(pixels)), save=False)
+        submission.save()
+        return submission
