@@ -149,7 +149,7 @@ class Slot(models.Model):
 
     class Meta:
         ordering = ("bounty", "id")
-        constraints = models.UniqueConstraint(fields=["deploy_tx", "vout"], name="unique_outpoint")
+        constraints = (models.UniqueConstraint(fields=["deploy_tx", "vout"], name="unique_outpoint"),)
 
     def __str__(self) -> str:
         return f"{self.outpoint} ({self.state})"
