@@ -35,9 +35,8 @@ from contracts.errors import (
     VerificationError,
 )
 from contracts.fees import FeeRate
+from contracts.policy import DEFAULT_POLICY, Policy
 from contracts.txverify import (
-    MAX_SCRIPT_BYTES,
-    MAX_TX_BYTES,
     SpentOutput,
     parse_transaction,
     verify_transaction,
@@ -112,11 +111,19 @@ def rejection(code: str, reason: str, txid: str | None) -> TransactionRejected:
 class LocalLedger:
     """A persistent local chain backend. Thread-safe; several processes may share `data_dir`."""
 
-    def __init__(self, data_dir: str | Path, *, fee_rate: FeeRate | None = None, network: str = "regtest"):
+    def __init__(
+        self,
+        data_dir: str | Path,
+        *,
+        fee_rate: FeeRate | None = None,
+        policy: Policy = DEFAULT_POLICY,
+        network: str = "regtest",
+    ):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.data_dir / DB_NAME
         self.fee_rate = fee_rate or FeeRate()
+        self.limits = policy
         self.network = network
         self._local = threading.local()
         with self._write() as db:
@@ -174,7 +181,7 @@ class LocalLedger:
         try:
             spent = self._check_inputs(tx, txid)
             self._check_final(tx, txid)
-            check = verify_transaction(tx, spent, fee_rate=self.fee_rate)
+            check = verify_transaction(tx, spent, fee_rate=self.fee_rate, policy=self.limits)
         except TransactionRejected as error:
             self._remember_rejection(txid, error)
             raise
@@ -304,10 +311,10 @@ class LocalLedger:
         return {
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "policy": {
-                "maxscriptsizepolicy": MAX_SCRIPT_BYTES,
-                "maxtxsizepolicy": MAX_TX_BYTES,
-                "maxscriptnumlengthpolicy": 10_000,
-                "maxstackmemoryusagepolicy": 100_000_000,
+                "maxscriptsizepolicy": self.limits.max_script_bytes,
+                "maxtxsizepolicy": self.limits.max_transaction_bytes,
+                "maxscriptnumlengthpolicy": self.limits.max_number_bytes,
+                "maxstackmemoryusagepolicy": self.limits.max_stack_memory_bytes,
                 "miningFee": {"satoshis": self.fee_rate.satoshis_per_kb, "bytes": 1000},
             },
         }

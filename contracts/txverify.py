@@ -14,12 +14,11 @@ from bsv import Transaction, TransactionOutput
 from bsv.script.script import Script
 from bsv.script.spend import Spend
 
-from contracts.errors import FeeTooLowError, TransactionTooLargeError, VerificationError
+from contracts.errors import FeeTooLowError, PolicyError, TransactionTooLargeError, VerificationError
 from contracts.fees import FeeRate
-
-# Miner policy (DESIGN.md "Bitcoin library"); the compiler's per-script limits live in contracts.policy.
-MAX_TX_BYTES = 10_000_000
-MAX_SCRIPT_BYTES = 500_000
+from contracts.policy import DEFAULT_POLICY, Policy
+from contracts.verify import check_policy as check_script_policy
+from contracts.verify import require_native_vm
 
 
 @dataclass(frozen=True)
@@ -83,33 +82,38 @@ def run_input(tx: Transaction, index: int, spent: SpentOutput) -> None:
         raise VerificationError(f"script failed: {_first_line(error)}", input_index=index) from None
 
 
-def check_policy(tx: Transaction, raw: bytes, spent: Sequence[SpentOutput]) -> None:
-    if len(raw) > MAX_TX_BYTES:
+def check_policy(tx: Transaction, raw: bytes, spent: Sequence[SpentOutput], policy: Policy) -> None:
+    if len(raw) > policy.max_transaction_bytes:
         raise TransactionTooLargeError(
-            f"transaction is {len(raw)} bytes, over the {MAX_TX_BYTES}-byte policy limit"
+            f"transaction is {len(raw)} bytes, over the {policy.max_transaction_bytes}-byte policy limit"
         )
     if not tx.inputs:
         raise VerificationError("transaction has no inputs")
     if not tx.outputs:
         raise VerificationError("transaction has no outputs")
-    for index, output in enumerate(tx.outputs):
-        if output.satoshis is None or output.satoshis < 0:
+    for index, tx_output in enumerate(tx.outputs):
+        if tx_output.satoshis is None or tx_output.satoshis < 0:
             raise VerificationError(f"output {index} has a negative amount")
     for index, (tx_input, source) in enumerate(zip(tx.inputs, spent, strict=True)):
         unlocking = tx_input.unlocking_script.serialize() if tx_input.unlocking_script else b""
-        for name, script in (("unlocking", unlocking), ("locking", source.script)):
-            if len(script) > MAX_SCRIPT_BYTES:
-                raise TransactionTooLargeError(
-                    f"{name} script is {len(script)} bytes, over the {MAX_SCRIPT_BYTES}-byte policy limit",
-                    input_index=index,
-                )
+        try:
+            # The compiler's script-level policy: script sizes and the size of every pushed number.
+            check_script_policy(source.script, unlocking, policy=policy)
+        except PolicyError as error:
+            too_large = "script is" in error.reason
+            kind = TransactionTooLargeError if too_large else PolicyError
+            raise kind(error.reason, input_index=index) from None
     outpoints = [(tx_input.source_txid, tx_input.source_output_index) for tx_input in tx.inputs]
     if len(set(outpoints)) != len(outpoints):
         raise VerificationError("transaction spends the same output twice")
 
 
 def verify_transaction(
-    tx: Transaction | bytes, spent: Sequence[SpentOutput], *, fee_rate: FeeRate
+    tx: Transaction | bytes,
+    spent: Sequence[SpentOutput],
+    *,
+    fee_rate: FeeRate,
+    policy: Policy = DEFAULT_POLICY,
 ) -> TxCheck:
     """Check policy, run every input, check that the fee covers `fee_rate`. Raises on the first failure."""
     if isinstance(tx, bytes | bytearray):
@@ -119,7 +123,8 @@ def verify_transaction(
         raw = tx.serialize()
     if len(spent) != len(tx.inputs):
         raise VerificationError(f"{len(tx.inputs)} inputs but {len(spent)} spent outputs were given")
-    check_policy(tx, raw, spent)
+    require_native_vm()
+    check_policy(tx, raw, spent, policy)
     for index, source in enumerate(spent):
         run_input(tx, index, source)
     fee = sum(source.satoshis for source in spent) - sum(output.satoshis for output in tx.outputs)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import bitcoinx
+import numpy as np
 from bitcoinx import InterpreterLimits, MinerPolicy, TxInputContext, TxOutput
 
 from contracts.keys import Key
 from contracts.ledger import NULL_TXID, LocalLedger
+from contracts.model import IntegerModel
 from contracts.txverify import parse_transaction
 
 # Fixed test keys (testnet, never funded anywhere real) so failures are reproducible.
@@ -49,3 +51,22 @@ def reverify_ledger_with_bitcoinx(ledger: LocalLedger) -> int:
         for vout, out in enumerate(tx.outputs):
             outputs[(entry.txid, vout)] = (out.satoshis, out.locking_script.serialize())
     return checked
+
+
+def small_model(seed: int = 7) -> IntegerModel:
+    """A 64-16-10 integer model with half its first-layer weights zero: compiles in milliseconds and has the
+    shape features of the real one (sparse layer 1, negative weights, biases)."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.integers(-7, 8, (64, 16)) * (rng.random((64, 16)) < 0.5)
+    w2 = rng.integers(-7, 8, (16, 10))
+    return IntegerModel(w1, rng.integers(-200, 200, 16), w2, rng.integers(-300, 300, 10))
+
+
+def sample_images(model: IntegerModel, count: int = 400, seed: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+    """(digit, images the model classifies as digit, images it classifies otherwise), digit being the most
+    common prediction on random images so both kinds exist."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (count, model.shape[0]))
+    predictions = np.array([int(model.predict(image)) for image in images])
+    digit = int(np.bincount(predictions).argmax())
+    return digit, images[predictions == digit], images[predictions != digit]
