@@ -1,0 +1,67 @@
+"""Instructions, serialization, parsing and ASM."""
+
+from __future__ import annotations
+
+import pytest
+
+from contracts.errors import ScriptError
+from contracts.script import Instruction, Opcode, Script, from_asm, parse, serialize, to_asm
+
+
+def test_it_round_trips_bytes_through_instructions() -> None:
+    script = bytes.fromhex("00514f60011102800076a94c4c" + "aa" * 76 + "87")
+    assert serialize(parse(script)) == script
+
+
+def test_it_round_trips_asm() -> None:
+    text = "OP_0 OP_1NEGATE OP_16 11 8000 OP_DUP OP_ADD " + "aa" * 80
+    assert to_asm(from_asm(text)) == text
+
+
+def test_it_renders_minimal_small_pushes_as_opcodes() -> None:
+    assert to_asm(from_asm("05 81 00")) == "OP_5 OP_1NEGATE 00"
+
+
+def test_it_accepts_asm_aliases_and_comments() -> None:
+    parsed = from_asm("# a comment line\nOP_TRUE OP_FALSE  # trailing\n0 -1")
+    assert [i.op for i in parsed] == [Opcode.OP_1, Opcode.OP_0, Opcode.OP_0, Opcode.OP_1NEGATE]
+
+
+@pytest.mark.parametrize("token", ["OP_BOGUS", "xyz", "abc", "OP_PUSHDATA1"])
+def test_it_refuses_unparsable_asm(token: str) -> None:
+    with pytest.raises(ScriptError):
+        from_asm(token)
+
+
+@pytest.mark.parametrize("script", ["05aabb", "4c05aa", "4d0100", "4e01000000"])
+def test_it_refuses_truncated_pushes(script: str) -> None:
+    with pytest.raises(ScriptError, match="past the end"):
+        parse(bytes.fromhex(script))
+
+
+def test_it_writes_comments_on_their_own_lines() -> None:
+    script = (
+        Script().number(3, "layer 1, hidden unit 0").op(Opcode.OP_PICK).number(7, "bias").op(Opcode.OP_ADD)
+    )
+    assert script.to_asm(comments=True) == "# layer 1, hidden unit 0\nOP_3 OP_PICK\n# bias\nOP_7 OP_ADD\n"
+    assert from_asm(script.to_asm(comments=True)) == script.instructions
+
+
+def test_it_builds_the_shortest_pushes() -> None:
+    script = Script().number(0).number(-1).number(16).number(17).number(128).data(b"\x05")
+    assert script.to_bytes().hex() == "004f6001110280005" + "5"
+
+
+@pytest.mark.parametrize(
+    ("instruction", "value"),
+    [
+        (Instruction.number(0), 0),
+        (Instruction.number(-1), -1),
+        (Instruction.number(16), 16),
+        (Instruction.number(-300), -300),
+        (Instruction.push(b"\x00"), None),
+        (Instruction(Opcode.OP_ADD), None),
+    ],
+)
+def test_it_reads_back_pushed_numbers(instruction: Instruction, value: int | None) -> None:
+    assert instruction.pushed_number() == value
