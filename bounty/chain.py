@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 from django.conf import settings
 
 from bounty import keys
+from contracts import transactions
 from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address
-from contracts.chain import ChainBackend, TxState, TxStatus
+from contracts.chain import ChainBackend, TxState, TxStatus, Utxo
 from contracts.errors import AddressError, ChainError, ContractsError
 from contracts.fees import FeeRate
+from contracts.model import IntegerModel
+from contracts.slot import SlotContract
+from contracts.transactions import BuiltTransaction
 from contracts.txverify import parse_transaction
+
+if TYPE_CHECKING:
+    from bounty.models import Bounty, ModelVersion, Slot
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +55,20 @@ def backend() -> ChainBackend:
         from contracts.ledger import LocalLedger
 
         return LocalLedger(settings.LEDGER_DIR, fee_rate=fee_rate(), network=settings.NETWORK)
-    from contracts.arc import ArcBackend  # type: ignore[import-not-found]
+    from contracts.arc import ARC_DEFAULT_URLS, WOC_DEFAULT_URLS, ArcBackend
 
-    return ArcBackend(settings.ARC_URL, api_key=settings.ARC_API_KEY, network=settings.NETWORK)
+    network = "testnet" if settings.NETWORK == "regtest" else settings.NETWORK
+    return ArcBackend(
+        settings.ARC_URL or ARC_DEFAULT_URLS[network],
+        settings.WOC_URL or WOC_DEFAULT_URLS[network],
+        api_key=settings.ARC_API_KEY,
+        timeout=settings.CHAIN_TIMEOUT,
+    )
 
 
 def reset() -> None:
     backend.cache_clear()
+    slot_contract.cache_clear()
 
 
 def ping() -> int:
@@ -121,3 +138,103 @@ def describe(raw_hex: str) -> tuple[list[tuple[str, int, int]], list[tuple[int, 
         )
         outputs.append((index, out.satoshis, kind))
     return inputs, outputs
+
+
+# -- slot contracts, costs and builders --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Built:
+    """A verified transaction as the service stores it; `slots` are (vout, satoshis) of reward slots."""
+
+    txid: str
+    raw_hex: str
+    fee: int
+    size: int
+    slots: tuple[tuple[int, int], ...] = ()
+
+
+def _built(tx: BuiltTransaction) -> Built:
+    slots = tuple((utxo.vout, utxo.satoshis) for utxo in tx.slots)
+    return Built(txid=tx.txid, raw_hex=tx.hex, fee=tx.fee, size=tx.size, slots=slots)
+
+
+@functools.lru_cache(maxsize=64)
+def slot_contract(artifact: str, digit: int, operator_pubkey: str, admin_pubkey: str) -> SlotContract:
+    """Compiling takes a moment, so each (model, digit, keys) is compiled once per process."""
+    model = IntegerModel.load(artifact)
+    return SlotContract.from_model(model, digit, bytes.fromhex(operator_pubkey), bytes.fromhex(admin_pubkey))
+
+
+def bounty_contract(bounty: Bounty) -> SlotContract:
+    return slot_contract(
+        bounty.model_version.artifact, bounty.digit, bounty.operator_pubkey, bounty.admin_pubkey
+    )
+
+
+def claim_cost(version: ModelVersion, digit: int, rate: int) -> dict[str, int]:
+    """Claim fee per slot and on-chain bytes per paid image (slot output + claim transaction) at `rate`,
+    cached on the model version."""
+    key = f"{digit}@{rate}"
+    if key in version.script_sizes:
+        return dict(version.script_sizes[key])
+    operator, admin = public_keys()
+    contract = slot_contract(version.artifact, digit, operator, admin)
+    cost = {
+        "claim_fee": contract.claim_fee(FeeRate(rate)),
+        "locking_bytes": len(contract.locking_script),
+        "claim_bytes": contract.max_claim_tx_bytes,
+        "bytes_per_paid_image": contract.slot_output_bytes + contract.max_claim_tx_bytes,
+    }
+    version.script_sizes = {**version.script_sizes, key: cost}
+    type(version).objects.filter(pk=version.pk).update(script_sizes=version.script_sizes)
+    return cost
+
+
+def _permanent(error: ContractsError) -> ChainError:
+    """Builder errors (the script rejects the image, a bad address) can never succeed on retry."""
+    if isinstance(error, ChainError):
+        return error
+    return ChainError(str(error), permanent=True)
+
+
+def build_deploy(bounty: Bounty) -> list[Built]:
+    """Deploy transaction(s) creating the bounty's slots, funded from the operator wallet."""
+    operator = keys.operator_key()
+    funding = backend().utxos(operator.address)
+    try:
+        built = transactions.build_deploy(
+            bounty_contract(bounty), bounty.reward, bounty.slot_count, funding, operator,
+            fee_rate=FeeRate(bounty.fee_rate),
+        )  # fmt: skip
+    except ValueError as error:
+        raise ContractsError(str(error)) from error
+    return [_built(tx) for tx in built]
+
+
+def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes) -> Built:
+    """The verified claim paying the bounty's reward from `slot` to `payout_address` for `pixels`."""
+    contract = bounty_contract(bounty)
+    utxo = Utxo(slot.deploy_tx.txid, slot.vout, slot.satoshis, contract.locking_script)
+    image = np.frombuffer(bytes(pixels), dtype=np.uint8).astype(np.int64)
+    try:
+        built = transactions.build_claim(
+            utxo, contract, image, payout_address, keys.operator_key(),
+            fee_rate=FeeRate(bounty.fee_rate), reward=bounty.reward, network=settings.NETWORK,
+        )  # fmt: skip
+    except (ContractsError, ValueError) as error:
+        raise _permanent(ContractsError(str(error)) if isinstance(error, ValueError) else error) from error
+    return _built(built)
+
+
+def build_refund(bounty: Bounty, slots: list[Slot], to_address: str) -> Built:
+    """Sweep `slots` through the admin branch to `to_address`."""
+    contract = bounty_contract(bounty)
+    utxos = [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, contract.locking_script) for s in slots]
+    try:
+        built = transactions.build_refund(
+            utxos, keys.admin_key(), to_address, fee_rate=FeeRate(bounty.fee_rate), network=settings.NETWORK
+        )
+    except ValueError as error:
+        raise ContractsError(str(error)) from error
+    return _built(built)

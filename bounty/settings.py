@@ -115,7 +115,8 @@ CHAIN_BACKEND = envchoice("CHAIN_BACKEND", "local", ("local", "arc"))
 # "local": the LocalLedger in LEDGER_DIR, opened in-process (the ledger server that `make run` starts mines
 # its blocks and serves its HTTP endpoints from the same folder). "arc": ARC at ARC_URL for broadcasts.
 LEDGER_DIR = Path(envstr("LEDGER_DIR", str(VAR_DIR / "ledger")))
-ARC_URL = envstr("ARC_URL", "https://arc.taal.com")
+ARC_URL = envstr("ARC_URL", "")  # empty: TAAL's ARC for NETWORK
+WOC_URL = envstr("WOC_URL", "")  # empty: WhatsOnChain for NETWORK
 ARC_API_KEY = envsecret("ARC_API_KEY")
 CHAIN_TIMEOUT = envint("CHAIN_TIMEOUT", 10, minimum=1)
 FEE_RATE = envint("FEE_RATE", 100, minimum=1)  # satoshis per 1,000 bytes
