@@ -17,19 +17,21 @@ import numpy as np
 
 from classifier.errors import ClassifierError
 from classifier.integer_model import IntegerModel
+from classifier.train import TrainingOptions
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m classifier", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
+    defaults = TrainingOptions()  # the defaults that built the committed default model
     train = commands.add_parser("train", help="train, compress and write a model artifact")
-    train.add_argument("--epochs", type=int, default=50)
-    train.add_argument("--sparsity", type=float, default=0.9, help="fraction of first-layer weights set to 0")
-    train.add_argument("--bits", type=int, default=5, help="signed bit width of the integer weights")
-    train.add_argument("--seed", type=int, default=1)
-    train.add_argument("--prune-epochs", type=int, default=2, help="fine-tuning epochs per pruning step")
-    train.add_argument("--quant-epochs", type=int, default=10, help="quantization-aware fine-tuning epochs")
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--sparsity", type=float, default=defaults.sparsity, help="share of first-layer zeros")
+    train.add_argument("--bits", type=int, default=defaults.bits, help="signed bit width of the weights")
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--prune-epochs", type=int, default=defaults.prune_epochs, help="per pruning step")
+    train.add_argument("--quant-epochs", type=int, default=defaults.quant_epochs, help="quantization-aware")
     train.add_argument("--extra", type=Path, help="npz of extra labelled examples (`images`, `labels`)")
     train.add_argument("--limit", type=int, help="train on the first N MNIST training images only")
     train.add_argument("--out", type=Path, required=True)
@@ -60,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from classifier.data import load_labelled_arrays, load_mnist
-    from classifier.train import TrainingOptions, train
+    from classifier.train import train
 
     options = TrainingOptions(
         epochs=args.epochs,

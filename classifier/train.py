@@ -30,11 +30,12 @@ class TrainingOptions:
     epochs: int = 50
     batch_size: int = 128
     learning_rate: float = 0.001
+    weight_decay: float = 0.0  # decoupled, applied by the optimizer at each step
     sparsity: float = 0.9
-    bits: int = 5
+    bits: int = 4
     prune_steps: int = 5
-    prune_epochs: int = 2  # fine-tuning epochs after each pruning step
-    quant_epochs: int = 10
+    prune_epochs: int = 3  # fine-tuning epochs after each pruning step
+    quant_epochs: int = 20
     seed: int = 1
     hidden: int = 64
 
@@ -113,7 +114,9 @@ def build_network(options: TrainingOptions, inputs: int = 784, classes: int = 10
         ]
     )
     network.compile(
-        optimizer=keras.optimizers.RMSprop(learning_rate=options.learning_rate),
+        optimizer=keras.optimizers.RMSprop(
+            learning_rate=options.learning_rate, weight_decay=options.weight_decay or None
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -175,7 +178,7 @@ def train(
     for step in range(1, options.prune_steps + 1):
         # Cubic schedule: prune fast while many small weights remain, gently near the target.
         target = options.sparsity * (1 - (1 - step / options.prune_steps) ** 3)
-        kernel = np.asarray(hidden.kernel) * np.asarray(hidden.keep)
+        kernel = _masked_kernel(hidden)
         hidden.keep.assign(magnitude_mask(kernel, target).astype("float32"))
         fit(options.prune_epochs, f"pruning step {step}: sparsity {target:.3f}", options.learning_rate / 2)
 
@@ -188,10 +191,10 @@ def train(
     )
 
     model = fold_to_integers(
-        kernel1=np.asarray(hidden.kernel) * np.asarray(hidden.keep),
-        bias1=np.asarray(hidden.bias),
-        kernel2=np.asarray(scores.kernel) * np.asarray(scores.keep),
-        bias2=np.asarray(scores.bias),
+        kernel1=_masked_kernel(hidden),
+        bias1=keras.ops.convert_to_numpy(hidden.bias),
+        kernel2=_masked_kernel(scores),
+        bias2=keras.ops.convert_to_numpy(scores.bias),
         bits=options.bits,
     )
     integer_accuracy = float(np.mean(model.predict(x_test.reshape(-1, 784)) == y_test))
@@ -224,6 +227,12 @@ def train(
     }
     model = IntegerModel(model.w1, model.b1, model.w2, model.b2, manifest=manifest)
     return TrainingResult(model, float_accuracy, integer_accuracy, seconds)
+
+
+def _masked_kernel(layer: Any) -> np.ndarray:
+    import keras
+
+    return keras.ops.convert_to_numpy(layer.kernel) * keras.ops.convert_to_numpy(layer.keep)
 
 
 def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
