@@ -288,8 +288,8 @@ def sweep() -> dict[str, int]:
 def approve(submission: Submission) -> bool:
     """A reviewer (or an elapsed review window) lets a held submission be paid."""
     Submission.objects.filter(pk=submission.pk).update(review_approved=True)
-    submission.review_approved = True
-    if submission.advance(Submission.State.CHECKED):
+    submission.refresh_from_db()
+    if submission.state == Submission.State.HELD and submission.advance(Submission.State.CHECKED):
         transaction.on_commit(lambda: enqueue(submission.pk))
         return True
     return False

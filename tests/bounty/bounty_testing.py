@@ -7,7 +7,10 @@ addresses. Charlie should never see or change what belongs to Alice or Bob.
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -16,9 +19,47 @@ from django.core.files.base import ContentFile
 from django.test import TestCase
 from PIL import Image
 
-from bounty import images
+from bounty import chain, images
+from bounty.funding import fund_and_deploy
 from bounty.models import Bounty, ModelVersion, Slot, Submission, Transaction
 from contracts.keys import Key
+
+ROOT = Path(__file__).resolve().parents[2]
+QUICK_MODEL = Path.home() / ".cache" / "digit-bounty" / "bounty-tests-quick-model.npz"
+
+
+@cache
+def model_artifact() -> Path:
+    """The committed default model; until it exists, a small one trained once and cached (about a minute)."""
+    default = ROOT / "classifier" / "models" / "default.npz"
+    if default.exists():
+        return default
+    if not QUICK_MODEL.exists():
+        QUICK_MODEL.parent.mkdir(parents=True, exist_ok=True)
+        command = [sys.executable, "-m", "classifier", "train", "--epochs", "2", "--prune-epochs", "1"]
+        command += ["--quant-epochs", "1", "--limit", "20000", "--out", str(QUICK_MODEL)]
+        subprocess.run(command, check=True, cwd=ROOT, capture_output=True)
+    return QUICK_MODEL
+
+
+@cache
+def reference_predictions() -> np.ndarray:
+    from classifier.integer_model import IntegerModel
+
+    x_test, _ = mnist_test_set()
+    model = IntegerModel.load(model_artifact())
+    return np.asarray(model.predict(x_test[:2000].reshape(-1, 784)))
+
+
+def mnist_index(label: int, nth: int = 0) -> int:
+    """The nth MNIST test image of `label` that the model also reads as `label`."""
+    _, y_test = mnist_test_set()
+    matches = np.flatnonzero((y_test[:2000] == label) & (reference_predictions() == label))
+    return int(matches[nth])
+
+
+def mnist_pixels(label: int, nth: int = 0) -> np.ndarray:
+    return mnist_test_set()[0][mnist_index(label, nth)]
 
 
 @cache
@@ -80,7 +121,7 @@ class BaseTestCase(TestCase):
             pixels=pixels.tobytes(),
             pixel_sha256=images.pixel_sha256(pixels),
             phash=images.perceptual_hash(pixels),
-            claimed_digit=7,
+            claimed_digit=fields.get("bounty", self.bounty).digit,  # type: ignore[union-attr]
             payout_address=fields.pop("payout_address", self.bob_address),
             contributor_ip=fields.pop("contributor_ip", "192.0.2.10"),
             **fields,
@@ -88,3 +129,24 @@ class BaseTestCase(TestCase):
         submission.original.save("x.png", ContentFile(images.png_bytes(pixels)), save=False)
         submission.save()
         return submission
+
+
+class ChainTestCase(BaseTestCase):
+    """A real model version, a funded operator wallet on a fresh local ledger, and a deployed bounty for 7."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        ModelVersion.objects.update(is_active=False)
+        self.version = ModelVersion.register(model_artifact(), name="test-model", activate=True)
+        chain.faucet(chain.operator_address(), 5_000_000)
+        self.live = self.create_bounty(digit=7, slots=3)
+
+    def create_bounty(self, digit: int, slots: int, reward: int = 1000, **fields: object) -> Bounty:
+        cost = chain.claim_cost(self.version, digit, settings.FEE_RATE)
+        operator, admin = chain.public_keys()
+        bounty = Bounty.objects.create(
+            digit=digit, reward=reward, slot_count=slots, model_version=self.version, fee_rate=settings.FEE_RATE,
+            claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin, **fields,
+        )  # fmt: skip
+        fund_and_deploy(bounty)
+        return bounty
