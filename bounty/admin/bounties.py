@@ -76,8 +76,8 @@ def cost_table() -> str:
             cost = chain.claim_cost(version, digit, settings.FEE_RATE)
         except Exception as error:  # shown, not raised: the form must still open
             return f"cannot compute costs: {error}"
-        rows.append((digit, cost["claim_fee"], cost["bytes_per_paid_image"]))
-    body = format_html_join("", "<tr><td>{}</td><td>{} sat</td><td>{:,} bytes</td></tr>", rows)
+        rows.append((digit, cost["claim_fee"], f"{cost['bytes_per_paid_image']:,}"))
+    body = format_html_join("", "<tr><td>{}</td><td>{} sat</td><td>{} bytes</td></tr>", rows)
     return format_html(
         "<p>At {} sat/kB with model {}:</p><table><tr><th>digit</th><th>claim fee per slot</th>"
         "<th>bytes per paid image</th></tr>{}</table>",

@@ -60,8 +60,10 @@ class TransactionAdmin(admin.ModelAdmin):
             inputs, outputs = chain.describe(obj.raw_hex)
         except Exception as error:
             return f"cannot decode: {error}"
-        ins = format_html_join("", "<li>{}:{} · unlocking script {:,} bytes</li>", inputs)
-        outs = format_html_join("", "<li>#{} · {:,} sat · {}</li>", outputs)
+        ins = format_html_join(
+            "", "<li>{}:{} · unlocking script {} bytes</li>", ((t, v, f"{n:,}") for t, v, n in inputs)
+        )
+        outs = format_html_join("", "<li>#{} · {} sat · {}</li>", ((i, f"{s:,}", k) for i, s, k in outputs))
         return format_html("<p>Inputs</p><ol>{}</ol><p>Outputs</p><ol start='0'>{}</ol>", ins, outs)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -145,8 +145,9 @@ class ChainTestCase(BaseTestCase):
         cost = chain.claim_cost(self.version, digit, settings.FEE_RATE)
         operator, admin = chain.public_keys()
         bounty = Bounty.objects.create(
-            digit=digit, reward=reward, slot_count=slots, model_version=self.version, fee_rate=settings.FEE_RATE,
-            claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin, **fields,
+            digit=digit, reward=reward, slot_count=slots, model_version=self.version,
+            fee_rate=settings.FEE_RATE, claim_fee=cost["claim_fee"], operator_pubkey=operator,
+            admin_pubkey=admin, **fields,
         )  # fmt: skip
         fund_and_deploy(bounty)
         return bounty
