@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -91,16 +92,16 @@ class CompiledPredicate:
     instructions: tuple[Instruction, ...] = field(repr=False)
     stats: CompileStats
 
-    @property
+    @cached_property
     def script(self) -> bytes:
         return serialize(self.instructions)
 
-    @property
+    @cached_property
     def asm(self) -> str:
         """ASM with one `# comment` line per block, naming the layer and unit it computes."""
         return to_asm(self.instructions, comments=True)
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.script).hexdigest()
 
