@@ -6,8 +6,9 @@ A short pipeline of named passes (each a small function below):
                    biases, make layer 2 relative to the target (only score differences matter)
     plan_layout    which pixels the unlocking script pushes and in what order (depends on the model only,
                    never on the digit, so one image layout serves every target)
-    emit_layer1    per hidden unit: sum the pixels that share a weight magnitude (+ or -), multiply once,
-                   add the bias, ReLU (OP_0 OP_MAX); park the result on the alt stack
+    emit_layer1    per hidden unit: sum the pixels that share a weight magnitude (+ or -), multiply once;
+                   ReLU with the bias folded in (max(sum, -b), the +b goes to the class biases); park the
+                   result on the alt stack
     emit_layer2    bring the hidden values back; score of the target, then the running max of the others
     emit_verdict   target score >= max of the others (ties folded into the biases: first index wins)
     optimise       the peephole table (contracts.peephole), to a fixed point
@@ -54,7 +55,8 @@ class LinearForm:
 class NetworkPlan:
     """The network reduced to what decides `score[target] >= every other score` (ties resolved)."""
 
-    hidden: dict[int, LinearForm]  # live hidden unit -> its pre-activation over pixels
+    # live hidden unit -> its weighted pixel sum; `bias` holds the ReLU floor (-b1): unit = max(sum, floor)
+    hidden: dict[int, LinearForm]
     target_score: LinearForm  # over hidden units, bias 0
     other_scores: dict[int, LinearForm]  # class -> score relative to the target's, ties folded in
 
@@ -125,7 +127,11 @@ def plan_network(model: IntegerModel, digit: int) -> NetworkPlan:
             constant = max(0, int(b1[unit]))  # ReLU of the bias alone: fold into the class biases
             class_bias = [bias + constant * weight for bias, weight in zip(class_bias, row, strict=True)]
             continue
-        hidden[unit] = LinearForm({f"x{i}": int(column[i]) for i in nonzero}, int(b1[unit]))
+        # relu(s + b) = max(s, -b) + b: the script keeps the shifted value max(s, -b) (one push, one OP_MAX,
+        # no OP_ADD) and the "+ b" goes, times the unit's outgoing weights, into the class biases.
+        bias = int(b1[unit])
+        hidden[unit] = LinearForm({f"x{i}": int(column[i]) for i in nonzero}, -bias)
+        class_bias = [cb + bias * weight for cb, weight in zip(class_bias, row, strict=True)]
         # Subtracting one value from the whole row leaves every score difference unchanged; the most common
         # value makes the most zeros (skipped terms).
         common = Counter(row).most_common()
@@ -266,8 +272,10 @@ def emit_predicate(plan: NetworkPlan, layout: Layout, mode: str) -> tuple[list[I
 def emit_layer1(stack: StackTracker, plan: NetworkPlan, layout: Layout) -> None:
     for unit in layout.hidden_order:
         form = plan.hidden[unit]
-        emit_linear(stack, form, f"layer 1, hidden unit {unit}: {len(form.terms)} pixels, ReLU")
-        stack.push_number(0)
+        emit_linear(
+            stack, LinearForm(form.terms, 0), f"layer 1, hidden unit {unit}: {len(form.terms)} pixels"
+        )
+        stack.push_number(form.bias)  # ReLU with the bias folded in: max(sum, -b1)
         stack.binary(Opcode.OP_MAX)
         # The alt stack keeps finished units out of the way: pixel depths (and their pushes) stay short.
         stack.emit(Opcode.OP_TOALTSTACK)
