@@ -67,8 +67,8 @@ def backend() -> ChainBackend:
 
 
 def reset() -> None:
+    """Forget the backend (settings changed); compiled contracts stay cached, keyed by their inputs."""
     backend.cache_clear()
-    slot_contract.cache_clear()
 
 
 def ping() -> int:
