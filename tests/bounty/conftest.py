@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from bounty import chain, keys
@@ -29,3 +31,17 @@ def isolated_runtime(settings, tmp_path, keys_dir):  # type: ignore[no-untyped-d
     yield
     keys.reset_cache()
     chain.reset()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Test databases that a worker subprocess can open too: a file for SQLite (not Django's in-memory
+    default) and a per-process name for PostgreSQL (so parallel runs never share one)."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    test = database.setdefault("TEST", {})
+    if database["ENGINE"].endswith("sqlite3"):
+        test["NAME"] = str(tmp_path_factory.mktemp("database") / "test.sqlite3")
+    else:
+        test["NAME"] = f"test_bounty_{os.getpid()}"

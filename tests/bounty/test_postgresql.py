@@ -1,0 +1,41 @@
+"""The bounty suite again on PostgreSQL (127.0.0.1:5432, user postgres, database `test` for the connection;
+Django creates and drops its own test database), in a second pytest process with DATABASE_URL switched.
+
+Set BOUNTY_POSTGRES_URL to use another server, or BOUNTY_SKIP_POSTGRES=1 to leave this out.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from bounty_testing import ROOT
+
+POSTGRES_URL = os.environ.get("BOUNTY_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+NESTED = "BOUNTY_SUITE_ON_POSTGRES"
+
+
+@pytest.mark.services
+@pytest.mark.skipif(os.environ.get(NESTED) == "1", reason="already the PostgreSQL run")
+@pytest.mark.skipif(os.environ.get("BOUNTY_SKIP_POSTGRES") == "1", reason="BOUNTY_SKIP_POSTGRES=1")
+@pytest.mark.timeout(1800)
+def test_it_passes_the_bounty_suite_on_postgresql() -> None:
+    environment = {**os.environ, "DATABASE_URL": POSTGRES_URL, NESTED: "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/bounty",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not browser",
+    ]
+    result = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True)
+    summary = result.stdout.strip().splitlines()[-1:] if result.stdout else []
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert summary and "passed" in summary[0], result.stdout[-2000:]
+    assert "error" not in summary[0], summary
