@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from contracts.errors import ScriptError
 from contracts.numbers import (
@@ -114,3 +116,11 @@ def test_it_picks_the_pushdata_opcode_by_size(size: int, prefix: str) -> None:
     pushed = push_data(b"\xaa" * size)
     assert pushed.hex().startswith(prefix)
     assert len(pushed) == len(prefix) // 2 + size
+
+
+@given(st.integers(min_value=-(2**200), max_value=2**200))
+def test_any_integer_round_trips_minimally(value: int) -> None:
+    encoded = encode_number(value)
+    assert is_minimal_number(encoded)
+    assert decode_number(encoded) == value
+    assert push_size(value) == len(push_number(value))
