@@ -9,6 +9,8 @@ rejected, and for why the script does not re-check 0..255.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from contracts.compiler import CompiledPredicate, plan_layout
@@ -23,7 +25,13 @@ _PIXEL_PUSHES = tuple(push_number(value) for value in range(256))
 def input_indices_of(compiled_or_model: CompiledPredicate | IntegerModel) -> tuple[int, ...]:
     if isinstance(compiled_or_model, CompiledPredicate):
         return compiled_or_model.input_indices
-    return plan_layout(compiled_or_model).input_indices
+    return _layout_of(compiled_or_model)
+
+
+@lru_cache(maxsize=8)
+def _layout_of(model: IntegerModel) -> tuple[int, ...]:
+    # Planning walks the whole model; images of one model are encoded in loops, so plan once per model.
+    return plan_layout(model).input_indices
 
 
 def image_pushes(compiled_or_model: CompiledPredicate | IntegerModel, pixels: np.ndarray) -> bytes:
