@@ -84,7 +84,6 @@ def run_train(args: argparse.Namespace) -> int:
         options,
         extra=extra,
         progress=progress,
-        verbose=0 if args.json else 2,
     )
     path = result.model.save(args.out)
     summary = {"model": str(path), **evaluation(result.model, mnist.x_test, mnist.y_test, brief=True)}

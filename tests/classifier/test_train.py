@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from classifier.integer_model import IntegerModel
-from classifier.train import TrainingOptions, fold_to_integers, magnitude_mask, max_level, train
+from classifier.train import (
+    TrainingOptions,
+    fold_to_integers,
+    magnitude_mask,
+    max_level,
+    random_shifts,
+    train,
+)
 
 
 def test_the_magnitude_mask_drops_the_smallest_weights():
@@ -40,7 +47,7 @@ def test_a_short_run_produces_a_valid_compressed_artifact(mnist, tmp_path):
     extra = (mnist.x_test[:50], mnist.y_test[:50])
     result = train(
         mnist.x_train[:3000], mnist.y_train[:3000], mnist.x_test[:1000], mnist.y_test[:1000], options,
-        extra=extra, progress=lambda line: None, verbose=0,
+        extra=extra, progress=lambda line: None,
     )  # fmt: skip
     model = IntegerModel.load(result.model.save(tmp_path / "short.npz"))
     assert model.shape == (784, 64, 10)
@@ -48,8 +55,19 @@ def test_a_short_run_produces_a_valid_compressed_artifact(mnist, tmp_path):
     assert np.abs(model.w1).max() <= max_level(4) and np.abs(model.w2).max() <= max_level(4)
     accuracy = float(np.mean(model.predict(mnist.x_test[:1000].reshape(-1, 784)) == mnist.y_test[:1000]))
     assert accuracy == pytest.approx(model.manifest["metrics"]["integer_test_accuracy"])
+    assert model.manifest["metrics"]["network_integer_agreement"] >= 0.995
     assert accuracy > 0.75  # 3,000 images for one epoch: far from the real model, far above chance
     training = model.manifest["training"]
     assert training["mnist_examples"] == 3000 and training["extra_examples"] == 50
     assert model.manifest["bits"] == 4 and model.manifest["architecture"]["hidden"] == 64
     assert set(model.manifest["metrics"]["per_class_accuracy"]) == {str(d) for d in range(10)}
+
+
+def test_random_shifts_move_each_image_by_at_most_the_limit():
+    images = np.zeros((400, 28, 28), np.uint8)
+    images[:, 14, 14] = 255
+    moved = random_shifts(images, np.random.default_rng(0), 2).reshape(400, 28, 28)
+    positions = np.array([np.argwhere(image)[0] for image in moved])
+    assert np.abs(positions - 14).max() == 2  # all offsets within the limit, and the limit is reached
+    assert len({tuple(p) for p in positions}) == 25  # every offset in [-2, 2]^2 occurs
+    assert np.allclose(moved.sum(axis=(1, 2)), 1.0)  # nothing lost: pixels scaled to 0..1
