@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from bounty_services import live_bounty, runtime, worker  # noqa: F401  (fixtures shared by service tests)
 
 from bounty import chain, keys
 
