@@ -1,0 +1,188 @@
+"""End-to-end throughput of the bounty pipeline on this machine.
+
+N real MNIST test images (ones the model reads as the bounty's digit) are submitted at once to a bounty with
+N slots; two Celery worker processes take each from "received" through classification, duplicate and rate
+checks, slot reservation, claim building and verification, to broadcast on the local ledger. Prints claims
+per second and the median / p95 time from submit to "broadcast".
+
+    .venv/bin/python benchmarks/pipeline.py [--submissions N] [--workers 2] [--json]
+
+Everything runs in a temporary folder: a SQLite database (or DATABASE_URL), a private redis-server on a free
+port, and a fresh ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (concurrency 1 each)")
+    parser.add_argument("--digit", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bounty-bench-"))
+    port = free_port()
+    environment = {
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}"),
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "VAR_DIR": str(work),
+        "LEDGER_DIR": str(work / "ledger"),
+        "MEDIA_ROOT": str(work / "media"),
+        "KEYS_DIR": str(work / "keys"),
+        "CHAIN_BACKEND": "local",
+        "NETWORK": "regtest",
+        "RATE_LIMIT_PER_ADDRESS": "0",
+        "RATE_LIMIT_PER_IP": "0",
+        "DJANGO_SETTINGS_MODULE": "bounty.settings",
+        "PYTHONPATH": str(ROOT),
+    }
+    os.environ.update(environment)
+    sys.path.insert(0, str(ROOT))
+    started: list[subprocess.Popen] = []
+    log = open(work / "services.log", "ab")  # noqa: SIM115
+    try:
+        started.append(
+            subprocess.Popen(
+                [
+                    "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--dir",
+                    str(work),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
+        return run(args, work, started, log)
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def run(args: argparse.Namespace, work: Path, started: list[subprocess.Popen], log) -> int:  # type: ignore[no-untyped-def]
+    import django
+
+    django.setup()
+    import numpy as np
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from bounty import chain, images
+    from bounty.celery import app
+    from bounty.funding import fund_and_deploy
+    from bounty.models import Bounty, ModelVersion, Submission
+    from bounty.pipeline import enqueue, reference_model
+    from classifier.data import load_mnist
+    from contracts.keys import Key
+
+    call_command("migrate", verbosity=0)
+    version = ModelVersion.register(Path(settings.MODEL_ARTIFACT), activate=True)
+    chain.faucet(chain.operator_address(), 100_000_000)
+    cost = chain.claim_cost(version, args.digit, settings.FEE_RATE)
+    operator, admin = chain.public_keys()
+    bounty = Bounty.objects.create(
+        digit=args.digit, reward=1000, slot_count=args.submissions, model_version=version,
+        fee_rate=settings.FEE_RATE, claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
+    )  # fmt: skip
+    fund_and_deploy(bounty)
+
+    mnist = load_mnist()
+    model = reference_model(version.artifact)
+    predicted = np.asarray(model.predict(mnist.x_test.reshape(-1, 784)))
+    chosen = np.flatnonzero((predicted == args.digit) & (mnist.y_test == args.digit))[: args.submissions]
+    ids = []
+    for index in chosen:
+        pixels = mnist.x_test[index]
+        submission = Submission.objects.create(
+            bounty=bounty, pixels=pixels.tobytes(), pixel_sha256=images.pixel_sha256(pixels),
+            phash=images.perceptual_hash(pixels), claimed_digit=args.digit,
+            payout_address=Key.generate("testnet").address, contributor_ip="127.0.0.1", original="bench.png",
+        )  # fmt: skip
+        ids.append(submission.pk)
+
+    for number in range(args.workers):
+        command = [sys.executable, "-m", "celery", "-A", "bounty", "worker", "--concurrency", "1"]
+        command += ["--loglevel", "WARNING", "--hostname", f"bench{number}@%h", "--without-gossip"]
+        command += ["--without-mingle", "--without-heartbeat"]
+        started.append(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+    deadline = time.monotonic() + 60
+    while len(app.control.ping(timeout=0.5)) < args.workers:
+        if time.monotonic() > deadline:
+            print("error: the workers did not start; see", work / "services.log", file=sys.stderr)
+            return 2
+    # Each worker compiles the slot contract on its first claim (about half a second): that is measured.
+    from django.utils import timezone
+
+    Submission.objects.filter(pk__in=ids).update(received_at=timezone.now())
+    start = time.monotonic()
+    for pk in ids:
+        enqueue(pk)
+    final = {"broadcast", "confirmed", "rejected"}
+    while Submission.objects.filter(pk__in=ids).exclude(state__in=final).exists():
+        if time.monotonic() - start > 600:
+            print("error: submissions did not finish within 10 minutes", file=sys.stderr)
+            return 2
+        time.sleep(0.05)
+    elapsed = time.monotonic() - start
+    rows = list(Submission.objects.filter(pk__in=ids).values_list("state", "received_at", "broadcast_at"))
+    paid = [(done - received).total_seconds() for state, received, done in rows if state == "broadcast"]
+    rejected = sum(1 for state, _, _ in rows if state == "rejected")
+    result = {
+        "submissions": len(ids),
+        "workers": args.workers,
+        "paid": len(paid),
+        "rejected": rejected,
+        "seconds": round(elapsed, 2),
+        "claims_per_second": round(len(paid) / elapsed, 2),
+        "median_submit_to_broadcast_s": round(statistics.median(paid), 3) if paid else None,
+        "p95_submit_to_broadcast_s": round(float(np.percentile(paid, 95)), 3) if paid else None,
+        "locking_script_bytes": cost["locking_bytes"],
+        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{'submissions queued at once':32} {result['submissions']}")
+        print(f"{'worker processes':32} {result['workers']}")
+        print(f"{'paid / rejected':32} {result['paid']} / {result['rejected']}")
+        print(f"{'wall time':32} {result['seconds']} s")
+        print(f"{'claims per second':32} {result['claims_per_second']}")
+        print(f"{'median submit -> broadcast':32} {result['median_submit_to_broadcast_s']} s")
+        print(f"{'p95 submit -> broadcast':32} {result['p95_submit_to_broadcast_s']} s")
+        print(f"{'database':32} {result['database']}")
+    return 0 if result["paid"] == len(ids) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
