@@ -7,8 +7,9 @@ per second and the median / p95 time from submit to "broadcast".
 
     .venv/bin/python benchmarks/pipeline.py [--submissions N] [--workers 2] [--json]
 
-Everything runs in a temporary folder: a SQLite database (or DATABASE_URL), a private redis-server on a free
-port, and a fresh ledger.
+Everything runs in a temporary folder: a SQLite database, a private redis-server on a free port, and a fresh
+ledger. BENCH_DATABASE_URL runs it on another database instead, which it migrates and fills: give it a
+scratch database, never one that matters.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bounty-bench-"))
     port = free_port()
     environment = {
-        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}"),
+        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}"),
         "REDIS_URL": f"redis://127.0.0.1:{port}/0",
         "VAR_DIR": str(work),
         "LEDGER_DIR": str(work / "ledger"),
