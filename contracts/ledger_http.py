@@ -43,6 +43,10 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> tuple[int, di
 class LedgerRequestHandler(BaseHTTPRequestHandler):
     server: LedgerHTTPServer
     protocol_version = "HTTP/1.1"
+    # `_send` writes the headers and the body separately; with Nagle's algorithm on, a keep-alive client's
+    # delayed ACK then stalls every response by ~40 ms (measured: 58 -> 8 ms per POST /v1/tx on a
+    # requests.Session, benchmarks/ledger_load.py). TCP_NODELAY sends each write at once.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
