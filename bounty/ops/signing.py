@@ -1,0 +1,160 @@
+"""Refunds signed off the server: what the service prepares, what the admin signs, how the result comes back.
+
+When the admin key is kept off the server (ADMIN_KEY unset), the service still knows everything but the
+signatures: which free slots a bounty has, their locking script (compiled from the public keys stored on the
+bounty) and the refund transaction to build. For each input it shows the BIP143 sighash preimage; the admin
+signs it offline with SIGHASH_ALL|FORKID (`contracts.keys.Key.sign_preimage`) and pastes the signatures
+back. The service then assembles the unlocking scripts (`<signature> OP_0`, the admin branch), verifies the
+whole transaction with the interpreter exactly as `contracts.transactions.build_refund` does, stores it and
+broadcasts it like any refund. The transaction has the same shape as `build_refund`'s: one output to the
+refund address, the fee computed for the largest signatures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bsv import Transaction as SdkTransaction
+from bsv.script.script import Script
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bounty import chain
+from bounty.models import Bounty, Slot, Transaction
+from bounty.pipeline import TryLater, send
+from contracts.address import parse_address, sha256d
+from contracts.chain import Utxo
+from contracts.errors import ContractsError
+from contracts.fees import FeeRate
+from contracts.slot import SlotContract
+from contracts.transactions import (
+    DUST,
+    REFUND_UNLOCKING_MAX,
+    TX_VERSION,
+    finish,
+    tx_bytes,
+    unsigned_input,
+)
+from contracts.txverify import output
+
+
+class SigningError(Exception):
+    """The refund cannot be prepared or the pasted signatures do not make a valid transaction."""
+
+
+@dataclass(frozen=True)
+class InputToSign:
+    index: int
+    outpoint: str
+    satoshis: int
+    preimage: str  # hex: sign hash256 of this with SIGHASH_ALL|FORKID (0x41)
+    digest: str  # hex of hash256(preimage), for signers that take a digest
+
+
+@dataclass(frozen=True)
+class UnsignedRefund:
+    bounty_id: int
+    slot_ids: tuple[int, ...]
+    to_address: str
+    fee: int
+    amount: int
+    unsigned_hex: str
+    inputs: tuple[InputToSign, ...]
+    admin_pubkey: str
+
+
+def _utxos(bounty: Bounty, slots: list[Slot]) -> list[Utxo]:
+    contract = chain.bounty_contract(bounty)
+    return [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, contract.locking_script) for s in slots]
+
+
+def _unsigned(bounty: Bounty, slots: list[Slot], to_address: str) -> tuple[SdkTransaction, list[Utxo], int]:
+    if not slots:
+        raise SigningError(f"bounty #{bounty.pk} has no free slots to refund")
+    problem = chain.address_problem(to_address)
+    if problem:
+        raise SigningError(problem)
+    utxos = _utxos(bounty, slots)
+    total = sum(u.satoshis for u in utxos)
+    fee = FeeRate(bounty.fee_rate).fee_for(tx_bytes([REFUND_UNLOCKING_MAX] * len(utxos), [25]))
+    if total - fee < DUST:
+        raise SigningError(f"the free slots hold {total} sat, not enough for the {fee} sat fee")
+    payee = parse_address(to_address, settings.NETWORK)
+    tx = SdkTransaction(
+        [unsigned_input(u) for u in utxos], [output(payee.locking_script(), total - fee)], version=TX_VERSION
+    )
+    return tx, utxos, fee
+
+
+def free_slots(bounty: Bounty, slot_ids: list[int] | None = None) -> list[Slot]:
+    slots = Slot.objects.filter(bounty=bounty, state=Slot.State.FREE).select_related("deploy_tx")
+    if slot_ids is not None:
+        slots = slots.filter(pk__in=slot_ids)
+    return list(slots.order_by("pk"))
+
+
+def prepare_refund(bounty: Bounty, to_address: str) -> UnsignedRefund:
+    slots = free_slots(bounty)
+    tx, utxos, fee = _unsigned(bounty, slots, to_address)
+    inputs = []
+    for index, utxo in enumerate(utxos):
+        preimage = tx.preimage(index)
+        inputs.append(
+            InputToSign(
+                index, f"{utxo.txid}:{utxo.vout}", utxo.satoshis, preimage.hex(), sha256d(preimage).hex()
+            )
+        )
+    return UnsignedRefund(
+        bounty_id=bounty.pk,
+        slot_ids=tuple(s.pk for s in slots),
+        to_address=to_address,
+        fee=fee,
+        amount=sum(u.satoshis for u in utxos) - fee,
+        unsigned_hex=tx.serialize().hex(),
+        inputs=tuple(inputs),
+        admin_pubkey=bounty.admin_pubkey,
+    )
+
+
+def submit_signed_refund(
+    bounty: Bounty, slot_ids: list[int], to_address: str, signatures: list[str]
+) -> Transaction:
+    """Assemble, verify, store and broadcast the refund the admin signed; the slots become refunded."""
+    slots = free_slots(bounty, slot_ids)
+    if [s.pk for s in slots] != sorted(slot_ids):
+        raise SigningError("some of these slots are no longer free: prepare the refund again")
+    if len(signatures) != len(slots):
+        raise SigningError(f"expected {len(slots)} signature(s), got {len(signatures)}")
+    tx, utxos, _ = _unsigned(bounty, slots, to_address)
+    for tx_input, text in zip(tx.inputs, signatures, strict=True):
+        try:
+            signature = bytes.fromhex(text.strip())
+        except ValueError:
+            raise SigningError("a signature is not hex") from None
+        tx_input.unlocking_script = Script(SlotContract.refund_unlocking(signature))
+    try:
+        built = finish("refund", tx, utxos, FeeRate(bounty.fee_rate))
+    except ContractsError as error:
+        raise SigningError(f"the signed transaction does not verify: {error}") from error
+    with transaction.atomic():
+        taken = Slot.objects.filter(pk__in=slot_ids, state=Slot.State.FREE).update(
+            state=Slot.State.REFUNDED, updated=timezone.now()
+        )
+        if taken != len(slot_ids):
+            transaction.set_rollback(True)
+            raise SigningError("another process took some of these slots: prepare the refund again")
+        stored = Transaction.objects.create(
+            txid=built.txid, raw_hex=built.hex, kind=Transaction.Kind.REFUND, bounty=bounty, fee=built.fee
+        )
+        Slot.objects.filter(pk__in=slot_ids).update(spent_by=stored)
+        Bounty.objects.filter(pk=bounty.pk).exclude(state=Bounty.State.DRAFT).update(
+            state=Bounty.State.REFUNDED
+        )
+    try:
+        if not send(stored):
+            Slot.objects.filter(pk__in=slot_ids).update(state=Slot.State.FREE, spent_by=None)
+            raise SigningError(f"the chain refused the refund: {stored.last_error}")
+    except TryLater:
+        pass  # stored: the sweeper broadcasts it when the chain is back
+    return stored

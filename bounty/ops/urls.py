@@ -1,0 +1,12 @@
+"""Included at the site root: /healthz, /readyz and the staff-only signing pages under /ops/."""
+
+from django.urls import path
+
+from bounty.ops import views
+
+urlpatterns = [
+    path("healthz", views.healthz, name="ops-healthz"),
+    path("readyz", views.readyz, name="ops-readyz"),
+    path("ops/sign/", views.signing_index, name="ops-signing"),
+    path("ops/sign/bounty/<int:pk>/refund/", views.signing_refund, name="ops-signing-refund"),
+]

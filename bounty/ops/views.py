@@ -1,0 +1,85 @@
+"""Health (`/healthz`: the process answers), readiness (`/readyz`: every probe passes), the signing pages."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from bounty import chain
+from bounty.models import Bounty, Slot
+from bounty.ops import probes, signing
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: cheap, touches nothing, so a slow database never gets a healthy web process restarted."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    results = probes.run_all()
+    ready = all(p.ok for p in results)
+    body = {"status": "ready" if ready else "not ready", "checks": [p.to_json() for p in results]}
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def admin_key_on_server() -> bool:
+    try:
+        from bounty import keys
+
+        keys.admin_key()
+    except Exception:
+        return False
+    return True
+
+
+@staff_member_required
+@never_cache
+def signing_index(request: HttpRequest) -> HttpResponse:
+    """Bounties whose free slots an admin can refund (with an offline signature)."""
+    rows = []
+    for bounty in Bounty.objects.exclude(state=Bounty.State.DRAFT).order_by("pk"):
+        free = Slot.objects.filter(bounty=bounty, state=Slot.State.FREE)
+        count = free.count()
+        if count:
+            rows.append((bounty, count, sum(free.values_list("satoshis", flat=True))))
+    context = {"rows": rows, "key_on_server": admin_key_on_server(), "network": settings.NETWORK}
+    return render(request, "ops/signing_index.html", context)
+
+
+@staff_member_required
+@never_cache
+def signing_refund(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: the unsigned refund and one preimage per input; POST: the signatures, assembled and broadcast."""
+    bounty = get_object_or_404(Bounty, pk=pk)
+    to_address = (request.POST.get("to_address") or request.GET.get("to") or "").strip()
+    if not to_address:
+        try:
+            to_address = chain.operator_address()
+        except Exception:
+            to_address = ""
+    context: dict = {"bounty": bounty, "to_address": to_address, "network": settings.NETWORK}
+    status = 200
+    if request.method == "POST":
+        slot_ids = [int(x) for x in request.POST.get("slot_ids", "").split(",") if x.strip().isdigit()]
+        signatures = [s for s in request.POST.get("signatures", "").split() if s]
+        try:
+            stored = signing.submit_signed_refund(bounty, slot_ids, to_address, signatures)
+        except signing.SigningError as error:
+            context["error"], status = str(error), 400
+        else:
+            context["stored"] = stored
+            return render(request, "ops/signing_done.html", context)
+    try:
+        context["refund"] = signing.prepare_refund(bounty, to_address)
+    except signing.SigningError as error:
+        context.setdefault("error", str(error))
+        status = 400 if request.method == "POST" else 200
+    return render(request, "ops/signing_refund.html", context, status=status)
