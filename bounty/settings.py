@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_celery_beat",
     "bounty",
+    "bounty.ops",
 ]
 
 MIDDLEWARE = [
