@@ -1,7 +1,7 @@
 """URLs: the contributor pages and the funders' admin."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from bounty import views
 
@@ -12,4 +12,5 @@ urlpatterns = [
     path("submissions/<uuid:public_id>/status.json", views.status_json, name="bounty-status-json"),
     path("address-check", views.address_check, name="bounty-address-check"),
     path("admin/", admin.site.urls),
+    path("", include("bounty.ops.urls")),
 ]
