@@ -1,0 +1,1 @@
+"""Retraining and redeployment: collected images retrain the model, a gate decides, live bounties move."""

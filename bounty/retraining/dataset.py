@@ -1,0 +1,149 @@
+"""The training set of a retraining run: MNIST train plus the collected images, screened once each.
+
+Collected images are paid submissions (labelled with their bounty's digit) and reviewer-labelled ones. When
+first seen each gets one role, kept for good: a duplicate of earlier pixels; flagged for review when its label
+disagrees both with the model that was active then and with its nearest MNIST training neighbours (a poisoned
+or mislabelled image); held out (a stable share by pixel hash, never trained on, for the gate); or trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from django.db.models import Q
+
+from bounty.models import ModelVersion, Submission
+from bounty.retraining import conf
+from bounty.retraining.models import CollectedImage, RetrainingRun
+
+PAID = (Submission.State.BROADCAST, Submission.State.CONFIRMED)
+
+
+@cache
+def mnist():  # type: ignore[no-untyped-def]
+    from classifier.data import load_mnist
+
+    return load_mnist()
+
+
+def labelled_submissions():  # type: ignore[no-untyped-def]
+    return Submission.objects.filter(Q(true_digit__isnull=False) | Q(state__in=PAID)).select_related("bounty")
+
+
+def label_of(submission: Submission) -> tuple[int, str]:
+    if submission.true_digit is not None:
+        return int(submission.true_digit), "reviewer"
+    return int(submission.bounty.digit), "paid"
+
+
+def pixels_of(submission: Submission) -> np.ndarray:
+    return np.frombuffer(bytes(submission.pixels), dtype=np.uint8).reshape(28, 28)
+
+
+def is_heldout(pixel_sha256: str) -> bool:
+    return int(pixel_sha256[:8], 16) % 100 < conf.heldout_percent()
+
+
+def neighbour_labels(images: np.ndarray, k: int) -> np.ndarray:
+    """Majority label of the k nearest MNIST training images (Euclidean distance on pixels)."""
+    data = mnist()
+    train = data.x_train.reshape(-1, 784).astype(np.float32)
+    norms = (train**2).sum(axis=1)
+    labels = []
+    for image in images.reshape(-1, 784).astype(np.float32):
+        distances = norms - 2 * train @ image  # + |image|^2, the same for every candidate
+        nearest = np.argpartition(distances, k)[:k]
+        labels.append(int(np.bincount(data.y_train[nearest], minlength=10).argmax()))
+    return np.array(labels, dtype=np.int64)
+
+
+def screen_new(run: RetrainingRun | None, version: ModelVersion | None) -> dict[str, int]:
+    """Give every labelled submission not seen before its role; returns how many got each role."""
+    from bounty.pipeline import reference_model
+
+    seen = set(CollectedImage.objects.values_list("submission_id", flat=True))
+    known_hashes = set(CollectedImage.objects.values_list("pixel_sha256", flat=True))
+    fresh = [s for s in labelled_submissions().order_by("pk") if s.pk not in seen]
+    counts = {role: 0 for role in CollectedImage.Role.values}
+    if not fresh:
+        return counts
+    images = np.stack([pixels_of(s) for s in fresh])
+    labels = np.array([label_of(s)[0] for s in fresh])
+    predicted = (
+        np.asarray(reference_model(version.artifact).predict(images.reshape(-1, 784)))
+        if version is not None
+        else labels.copy()
+    )
+    suspicious = np.flatnonzero(predicted != labels)
+    neighbours = np.full(len(fresh), -1)
+    if len(suspicious):
+        neighbours[suspicious] = neighbour_labels(images[suspicious], conf.neighbours())
+    rows = []
+    for index, submission in enumerate(fresh):
+        label, source = label_of(submission)
+        note = ""
+        if submission.pixel_sha256 in known_hashes:
+            role, note = CollectedImage.Role.DUPLICATE, "same pixels as an earlier collected image"
+        elif predicted[index] != label and neighbours[index] != label:
+            role = CollectedImage.Role.FLAGGED
+            note = (
+                f"labelled {label}, but the model read {predicted[index]} and the nearest MNIST "
+                f"images are {neighbours[index]}s"
+            )
+        elif is_heldout(submission.pixel_sha256):
+            role = CollectedImage.Role.HELDOUT
+        else:
+            role = CollectedImage.Role.TRAIN
+        known_hashes.add(submission.pixel_sha256)
+        counts[role] += 1
+        rows.append(
+            CollectedImage(
+                submission=submission,
+                pixel_sha256=submission.pixel_sha256,
+                label=label,
+                source=source,
+                role=role,
+                note=note,
+                model_prediction=int(predicted[index]),
+                neighbour_label=int(neighbours[index]) if neighbours[index] >= 0 else None,
+                first_run=run,
+            )
+        )
+    CollectedImage.objects.bulk_create(rows, ignore_conflicts=True)
+    return counts
+
+
+def arrays(role: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Images (N, 28, 28) uint8, labels (N,) and CollectedImage ids of one role."""
+    rows = list(CollectedImage.objects.filter(role=role).select_related("submission").order_by("pk"))
+    if not rows:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.uint8), []
+    images = np.stack([pixels_of(row.submission) for row in rows])
+    return images, np.array([row.label for row in rows], dtype=np.uint8), [row.pk for row in rows]
+
+
+def new_since_last_training() -> int:
+    return CollectedImage.objects.filter(role=CollectedImage.Role.TRAIN, trained_in__isnull=True).count()
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_extra: np.ndarray
+    y_extra: np.ndarray
+    extra_ids: list[int]
+    x_heldout: np.ndarray
+    y_heldout: np.ndarray
+
+
+def training_set() -> TrainingSet:
+    data = mnist()
+    limit = conf.mnist_limit() or len(data.x_train)
+    x_extra, y_extra, ids = arrays(CollectedImage.Role.TRAIN)
+    x_heldout, y_heldout, _ = arrays(CollectedImage.Role.HELDOUT)
+    return TrainingSet(
+        data.x_train[:limit], data.y_train[:limit], x_extra, y_extra, ids, x_heldout, y_heldout
+    )
