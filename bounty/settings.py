@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "bounty",
     "bounty.ops",
+    "bounty.retraining",
 ]
 
 MIDDLEWARE = [
