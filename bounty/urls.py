@@ -13,4 +13,5 @@ urlpatterns = [
     path("address-check", views.address_check, name="bounty-address-check"),
     path("admin/", admin.site.urls),
     path("", include("bounty.ops.urls")),
+    path("models/", include("bounty.retraining.urls")),
 ]
