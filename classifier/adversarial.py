@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,11 @@ DEFAULT_MAX_STEPS = 60
 @dataclass(frozen=True)
 class AttackResult:
     original: np.ndarray  # (784,) uint8
-    adversarial: np.ndarray  # (784,) uint8
+    adversarial: np.ndarray  # (784,) uint8: the image the attacker sends
+    seen: np.ndarray  # (784,) uint8: what the model classifies (`adversarial` after preprocessing, if any)
     original_label: int  # what the published model said before the attack
     target: int
-    success: bool  # the published model classifies `adversarial` as `target`
+    success: bool  # the published model classifies `seen` as `target`
     epsilon: int  # the L_inf budget that was used (the last one tried on failure)
     steps: int
 
@@ -72,6 +73,17 @@ def margin_and_gradient(model: IntegerModel, pixels: np.ndarray, target: int) ->
     return int(scores[target] - scores[rival]), model.w1[:, active] @ direction
 
 
+Preprocess = Callable[[np.ndarray], np.ndarray]
+
+
+def through_preprocessing(pixels: np.ndarray) -> np.ndarray:
+    """What the service makes of a 28x28 upload (classifier.preprocess.normalise, as a flat uint8 array).
+    Raises ImageRejected for an image it would refuse."""
+    from classifier.preprocess import normalise
+
+    return normalise(np.asarray(pixels, dtype=np.float64).reshape(28, 28)).reshape(-1)
+
+
 def targeted_attack(
     model: IntegerModel,
     pixels: np.ndarray,
@@ -80,10 +92,16 @@ def targeted_attack(
     epsilons: Sequence[int] = DEFAULT_EPSILONS,
     step: int = DEFAULT_STEP,
     max_steps: int = DEFAULT_MAX_STEPS,
+    preprocess: Preprocess | None = None,
 ) -> AttackResult:
     """Perturb one uint8 image (28x28 or 784) until `model` classifies it as `target`, within the first
     L_inf budget of `epsilons` that allows it. On failure `success` is False and `adversarial` is the last
-    image tried under the largest budget."""
+    image tried under the largest budget.
+
+    With `preprocess` (e.g. `through_preprocessing`) the attack targets what the service classifies: each
+    step is projected through it (so the image stays a near fixed point of the preprocessing) and success
+    means `model(preprocess(adversarial)) == target`. Without it, crafted images rarely survive the
+    service's crop/rescale/threshold (measured in docs/threats.md)."""
     original = np.asarray(pixels, dtype=np.uint8).reshape(-1)
     if original.shape != (model.shape[0],):
         raise ValueError(f"pixels must hold {model.shape[0]} values, got {np.asarray(pixels).shape}")
@@ -94,18 +112,23 @@ def targeted_attack(
     current = base
     steps = 0
     epsilon = 0
+    seen = original
     for epsilon in epsilons:
         low, high = np.maximum(base - epsilon, 0), np.minimum(base + epsilon, 255)
         current = base.copy()
         for steps in range(max_steps + 1):
             candidate = current.astype(np.uint8)
-            if int(model.predict(candidate)) == target:
-                return AttackResult(original, candidate, label, target, True, epsilon, steps)
-            _, gradient = margin_and_gradient(model, current, target)
+            seen = candidate if preprocess is None else preprocess(candidate)
+            if int(model.predict(seen)) == target:
+                return AttackResult(original, candidate, seen, label, target, True, epsilon, steps)
+            # The gradient where the model looks; preprocessing is close to the identity on its own output.
+            _, gradient = margin_and_gradient(model, seen.astype(np.int64), target)
             if not gradient.any():
                 break  # no active unit moves the margin: larger steps will not either
             current = np.clip(current + step * np.sign(gradient), low, high)
-    return AttackResult(original, current.astype(np.uint8), label, target, False, epsilon, steps)
+            if preprocess is not None:
+                current = np.clip(preprocess(current.astype(np.uint8)).astype(np.int64), low, high)
+    return AttackResult(original, current.astype(np.uint8), seen, label, target, False, epsilon, steps)
 
 
 def attack_summary(results: Sequence[AttackResult]) -> dict[str, Any]:

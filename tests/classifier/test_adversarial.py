@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from classifier.adversarial import margin_and_gradient, targeted_attack
+from classifier.adversarial import margin_and_gradient, targeted_attack, through_preprocessing
 from classifier.errors import ModelFormatError
 from classifier.integer_model import IntegerModel
+from classifier.preprocess import preprocess_image, to_png
 from classifier.second_opinion import (
     DEFAULT_PATH,
     FORWARD_TOLERANCE,
@@ -53,6 +54,49 @@ def test_it_fools_the_published_model_with_a_bounded_perturbation(crafted, publi
         assert result.adversarial.dtype == np.uint8
         assert result.linf <= result.epsilon <= 128  # at most half of 0..255, usually far less
     assert np.median([r.linf for r in crafted]) <= 48
+
+
+@pytest.fixture(scope="module")
+def crafted_for_the_service(mnist, published):
+    """Attacks that go through the service's preprocessing (what an informed attacker does)."""
+    picks = np.random.default_rng(9).choice(len(mnist.x_test), 4, replace=False)
+    return [
+        targeted_attack(
+            published,
+            mnist.x_test[i],
+            (int(mnist.y_test[i]) + 3) % 10,
+            preprocess=through_preprocessing,
+            step=16,
+        )
+        for i in picks
+    ]
+
+
+def test_images_crafted_for_the_bare_model_do_not_survive_preprocessing(crafted, published) -> None:
+    survived = [
+        published.predict(preprocess_image(to_png(r.adversarial.reshape(28, 28)))) == r.target
+        for r in crafted
+    ]
+    assert sum(survived) <= 2  # measured: 0 of 60; the threshold and rescale wash the perturbation out
+
+
+def test_an_attack_through_preprocessing_fools_the_published_model_as_uploaded(
+    crafted_for_the_service, published
+) -> None:
+    fooled = [r for r in crafted_for_the_service if r.success]
+    assert len(fooled) >= 3
+    for result in fooled:
+        upload = to_png(result.adversarial.reshape(28, 28))  # the PNG the attacker would send
+        assert published.predict(preprocess_image(upload)) == result.target
+        assert np.array_equal(preprocess_image(upload).reshape(-1), result.seen)
+
+
+def test_the_second_opinion_rejects_images_crafted_through_preprocessing(
+    crafted_for_the_service, second
+) -> None:
+    for result in crafted_for_the_service:
+        if result.success:
+            assert not agrees(result.seen, result.target)
 
 
 def test_the_gradient_is_exact_on_a_linear_region(mnist, published) -> None:
