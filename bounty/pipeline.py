@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import signal
 from datetime import timedelta
 
 import numpy as np
@@ -26,6 +28,16 @@ from bounty import chain, images
 from bounty.models import Bounty, ModelVersion, Reason, Slot, Submission, Transaction
 
 log = logging.getLogger(__name__)
+
+
+FAULT_ENV = "BOUNTY_FAULT_KILL_AT"
+
+
+def fault_point(step: str) -> None:
+    """Fault-injection hook for the crash tests: SIGKILL this process at `step` when BOUNTY_FAULT_KILL_AT
+    names it. Inert (one environment lookup) otherwise."""
+    if os.environ.get(FAULT_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class TryLater(Exception):
@@ -147,6 +159,7 @@ def claim(submission: Submission) -> None:
         bounty.mark_exhausted_if_spent()
         submission.reject(Reason.EXHAUSTED) or refresh(submission)
         return
+    fault_point("slot_reserved")
     try:
         built = chain.build_claim(bounty, slot, submission.payout_address, submission.pixel_bytes)
     except chain.ChainError as error:
@@ -168,6 +181,8 @@ def claim(submission: Submission) -> None:
             transaction.set_rollback(True)
     if submission.state != Submission.State.VERIFIED:
         refresh(submission)
+        return
+    fault_point("claim_stored")
 
 
 def fail_claim(submission: Submission, slot: Slot | None, detail: str) -> None:
@@ -205,19 +220,33 @@ def send(tx: Transaction) -> bool:
     try:
         chain.broadcast(tx.raw_hex)
     except chain.ChainError as error:
-        if error.permanent:
+        if error.permanent and already_on_chain(tx):
+            log.warning("broadcast of %s refused (%s) but the chain has it", tx.txid, error)
+        elif error.permanent:
             Transaction.objects.filter(pk=tx.pk).update(
                 status=Transaction.Status.FAILED, last_error=str(error)
             )
             tx.status, tx.last_error = Transaction.Status.FAILED, str(error)
             return False
-        Transaction.objects.filter(pk=tx.pk).update(last_error=str(error))
-        raise TryLater(str(error)) from error
+        else:
+            Transaction.objects.filter(pk=tx.pk).update(last_error=str(error))
+            raise TryLater(str(error)) from error
+    fault_point("broadcast_sent")
     Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.STORED).update(
         status=Transaction.Status.BROADCAST, broadcast_at=timezone.now(), last_error=""
     )
     tx.status = Transaction.Status.BROADCAST
     return True
+
+
+def already_on_chain(tx: Transaction) -> bool:
+    """Whether the chain holds `tx` although a broadcast was refused (an "already known" answer dressed as
+    an error): failing the claim then would free a slot that is already spent and reject a paid image."""
+    try:
+        state = chain.status(tx.txid).state
+    except chain.ChainError as error:
+        raise TryLater(f"cannot tell whether {tx.txid} is on chain: {error}") from error
+    return state in (chain.TxState.MEMPOOL, chain.TxState.MINED)
 
 
 def poll_confirmations() -> int:
@@ -277,7 +306,11 @@ def sweep() -> dict[str, int]:
     counts["closed"] = Bounty.objects.filter(
         state=Bounty.State.ACTIVE, expires_at__isnull=False, expires_at__lte=timezone.now()
     ).update(state=Bounty.State.CLOSED)
-    for tx in Transaction.objects.filter(status=Transaction.Status.STORED, kind=Transaction.Kind.REFUND):
+    # Refunds, and claims of broadcast submissions that the chain forgot (poll_confirmations set them back
+    # to stored): no task follows those, so the sweeper sends them again.
+    forgotten = Q(kind=Transaction.Kind.CLAIM, claimed__state=Submission.State.BROADCAST)
+    resend = Transaction.objects.filter(Q(kind=Transaction.Kind.REFUND) | forgotten).distinct()
+    for tx in resend.filter(status=Transaction.Status.STORED):
         try:
             send(tx)
         except TryLater:
