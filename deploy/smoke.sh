@@ -165,6 +165,34 @@ set -a
 set +a
 echo "  settings $DJANGO_SETTINGS_MODULE, web $BASE, ledger http://127.0.0.1:$LEDGER_PORT (ARC + WhatsOnChain paths)"
 
+step "nginx configuration (nginx -t on deploy/nginx with a throwaway certificate)"
+if ! command -v nginx >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "  nginx is missing: installing nginx-light with apt-get"
+    apt-get install -y -qq nginx-light >"$WORK/log/apt-nginx.log" 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq nginx-light >>"$WORK/log/apt-nginx.log" 2>&1; } ||
+        die "could not install nginx (see $WORK/log/apt-nginx.log)"
+fi
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+[ -x "$NGINX" ] || die "nginx is missing: install nginx (or nginx-light) to test deploy/nginx"
+mkdir -p "$WORK/nginx"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 -keyout "$WORK/nginx/key.pem" \
+    -out "$WORK/nginx/cert.pem" >/dev/null 2>&1 || die "openssl could not make a test certificate"
+sed -e "s|/etc/letsencrypt/live/bounty.example.org/fullchain.pem|$WORK/nginx/cert.pem|" \
+    -e "s|/etc/letsencrypt/live/bounty.example.org/privkey.pem|$WORK/nginx/key.pem|" \
+    -e "s|/etc/nginx/bounty_proxy_params|$ROOT/deploy/nginx/bounty_proxy_params|" \
+    -e "s|/var/log/nginx/|$WORK/log/nginx-|" deploy/nginx/bounty.conf >"$WORK/nginx/bounty.conf"
+cat >"$WORK/nginx/nginx.conf" <<NGINX
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/log/nginx-error.log;
+events {}
+http {
+    include /etc/nginx/mime.types;
+    include $WORK/nginx/bounty.conf;
+}
+NGINX
+"$NGINX" -t -q -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" || die "nginx -t rejects deploy/nginx/bounty.conf"
+echo "  nginx -t accepts deploy/nginx/bounty.conf and bounty_proxy_params"
+
 step "database $DB"
 psql_admin -c "CREATE DATABASE $DB"
 DATABASES_CREATED+=("$DB")
