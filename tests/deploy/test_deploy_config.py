@@ -1,0 +1,151 @@
+"""The deployment files agree with each other and with the settings the service reads."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+DEPLOY = ROOT / "deploy"
+SETTING_SOURCES = [
+    ROOT / "bounty" / "settings.py",
+    ROOT / "bounty" / "settings_production.py",
+    DEPLOY / "gunicorn.conf.py",
+    *sorted((ROOT / "bounty").glob("*/conf.py")),
+]
+READ = re.compile(r'(?:env(?:str|bool|int|choice|list|secret)|os\.environ\.get)\(\s*"([A-Z][A-Z0-9_]+)"')
+SERVICES = {"web": "bounty-web", "worker": "bounty-worker", "beat": "bounty-beat", "ledger": "bounty-ledger"}
+
+
+def unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(DEPLOY / "systemd" / f"{name}.service")
+    return parser
+
+
+def unit_command(name: str) -> list[str]:
+    """ExecStart as the process sees it: systemd's %% is a literal %, the program by its base name."""
+    argv = shlex.split(unit(name)["Service"]["ExecStart"].replace("%%", "%"))
+    return [Path(argv[0]).name, *argv[1:]]
+
+
+def compose_commands() -> dict[str, list[str]]:
+    """Each service's `command:` (written as a flow list, which is JSON) from compose.yaml."""
+    commands, service = {}, None
+    for line in (DEPLOY / "compose.yaml").read_text().splitlines():
+        header = re.fullmatch(r"  ([a-z]+):", line)
+        if header:
+            service = header.group(1)
+        found = re.fullmatch(r"    command: (\[.*\])", line)
+        if found and service:
+            commands[service] = json.loads(found.group(1))
+    return commands
+
+
+def settings_read() -> set[str]:
+    names = set()
+    for path in SETTING_SOURCES:
+        names |= set(READ.findall(path.read_text()))
+    return names
+
+
+def documented() -> set[str]:
+    text = (DEPLOY / "env.example").read_text()
+    return set(re.findall(r"^#?([A-Z][A-Z0-9_]+)=", text, flags=re.MULTILINE))
+
+
+def without_host(argv: list[str]) -> list[str]:
+    """The ledger listens on loopback on a host and on the compose network in a container."""
+    if "--host" not in argv:
+        return argv
+    at = argv.index("--host")
+    return argv[:at] + argv[at + 2 :]
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_it_runs_the_same_command_under_systemd_and_compose(service: str) -> None:
+    command = without_host(unit_command(SERVICES[service]))
+    compose = without_host(compose_commands()[service])
+    assert command == compose, f"{service}: systemd {command} != compose {compose}"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES.values()))
+def test_it_gives_every_unit_the_environment_file_and_production_settings(name: str) -> None:
+    service = unit(name)["Service"]
+    assert service["EnvironmentFile"] == "/etc/bounty/env"
+    assert service["User"] == "bounty"
+    assert service["WorkingDirectory"] == "/srv/bounty"
+    if name != "bounty-ledger":
+        assert "DJANGO_SETTINGS_MODULE=bounty.settings_production" in service["Environment"].split()
+
+
+def test_it_documents_every_setting_the_service_reads() -> None:
+    names = settings_read()
+    secrets = {"SECRET_KEY", "OPERATOR_KEY", "ADMIN_KEY", "ARC_API_KEY"}
+    missing = {n for n in names - documented() if not (n in secrets and f"{n}_FILE" in documented())}
+    assert len(names) > 40  # the scan found the settings at all
+    assert not missing, f"add these to deploy/env.example: {sorted(missing)}"
+
+
+def test_it_documents_nothing_the_service_does_not_read() -> None:
+    known = settings_read() | {
+        f"{n}_FILE" for n in ("SECRET_KEY", "OPERATOR_KEY", "ADMIN_KEY", "ARC_API_KEY")
+    }
+    known |= {"DJANGO_SETTINGS_MODULE", "DJANGO_ADMIN_USER", "DJANGO_ADMIN_PASSWORD"}
+    assert documented() - known == set()
+
+
+def test_it_keeps_secrets_out_of_the_example_environment() -> None:
+    for line in (DEPLOY / "env.example").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name in {"SECRET_KEY", "OPERATOR_KEY", "ADMIN_KEY", "ARC_API_KEY"}:
+            pytest.fail(f"{name} belongs in a file ({name}_FILE), not in the environment file")
+        if name.endswith("_FILE"):
+            assert value.startswith("/etc/bounty/secrets/")
+
+
+def test_it_lets_nginx_accept_the_largest_upload_the_form_accepts() -> None:
+    from bounty.env import envint
+
+    max_upload = envint("MAX_UPLOAD_BYTES", 2 * 1024 * 1024)  # the default of bounty.settings
+    conf = (DEPLOY / "nginx" / "bounty.conf").read_text()
+    size = re.search(r"client_max_body_size (\d+)([km]?);", conf)
+    assert size is not None
+    limit = int(size.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[size.group(2)]
+    drawing = max_upload * 4 // 3 + 64  # the form's limit on a base64 canvas drawing
+    assert drawing + 64 * 1024 <= limit <= 2 * max_upload, "keep client_max_body_size in step with uploads"
+
+
+def test_it_points_nginx_at_gunicorns_default_bind() -> None:
+    conf = (DEPLOY / "nginx" / "bounty.conf").read_text()
+    namespace: dict = {}
+    exec((DEPLOY / "gunicorn.conf.py").read_text(), namespace)
+    assert f"server {namespace['bind']} " in conf
+    params = (DEPLOY / "nginx" / "bounty_proxy_params").read_text()
+    assert "proxy_set_header X-Forwarded-Proto $scheme;" in params
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in params  # set, never appended
+    assert "$proxy_add_x_forwarded_for" not in params
+
+
+def test_it_serves_static_and_media_from_the_documented_roots() -> None:
+    conf = (DEPLOY / "nginx" / "bounty.conf").read_text()
+    env = (DEPLOY / "env.example").read_text()
+    for url, name in (("/static/", "STATIC_ROOT"), ("/media/", "MEDIA_ROOT")):
+        root = re.search(rf"^{name}=(\S+)$", env, flags=re.MULTILINE)
+        assert root is not None
+        assert re.search(rf"location {url} {{\s+alias {re.escape(root.group(1))}/;", conf)
+
+
+def test_it_starts_the_smoke_test_with_the_units_commands() -> None:
+    smoke = (DEPLOY / "smoke.sh").read_text()
+    for name in ("bounty-web", "bounty-worker", "bounty-beat"):
+        args = unit_command(name)[1:]
+        if name == "bounty-worker":
+            args = args[: args.index("--hostname")]
+        assert " ".join(args) in " ".join(smoke.replace("\\\n", " ").split())
