@@ -1,4 +1,4 @@
-"""End to end: the retrain task on a real Celery worker (Redis db 13), a short real training, the gate, the
+"""End to end: the retrain task on a real Celery worker (Redis db 12), a short real training, the gate, the
 promotion and the migration of a live bounty's slots on the local ledger; a second retrain meanwhile is
 refused by the lock."""
 
@@ -24,7 +24,7 @@ from bounty.retraining.test_support import SHORT_ENVIRONMENT
 from classifier.integer_model import IntegerModel
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-REDIS_URL = os.environ.get("RETRAINING_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_URL = os.environ.get("RETRAINING_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 
 
 class RetrainRuntime(Runtime):
