@@ -12,6 +12,7 @@ Invariants:
 
 from __future__ import annotations
 
+import io
 import os
 import sqlite3
 import subprocess
@@ -21,8 +22,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import redis
 from bounty_testing import ROOT, ChainTestCase, mnist_pixels, model_artifact
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from PIL import Image
 
 from bounty import chain, pipeline
 from bounty.celery import app as celery_app
@@ -138,7 +143,8 @@ def start_fault_worker(
     )
     command += [*pool, "--hostname", f"{name}-{os.getpid()}@%h"]
     command += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    environment = {**runtime.environment(), "REDIS_URL": broker_url, "STUCK_AFTER": "1", **(env or {})}
+    environment = {**runtime.environment(), "REDIS_URL": broker_url, "CELERY_QUEUE": queue}
+    environment.update({"STUCK_AFTER": "1", **(env or {})})
     return subprocess.Popen(command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -167,6 +173,38 @@ def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def png_of(pixels) -> bytes:  # type: ignore[no-untyped-def]
+    """An MNIST digit as a contributor's photo: dark on light, 140x140."""
+    buffer = io.BytesIO()
+    Image.fromarray(255 - pixels).resize((140, 140)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(bounty: Bounty, png: bytes, address: str, client: Client | None = None) -> Submission:
+    """Submit through the web form, as a contributor does; the form must accept it."""
+    response = (client or Client()).post(
+        f"/bounties/{bounty.pk}/",
+        {"payout_address": address, "image": SimpleUploadedFile("digit.png", png, "image/png")},
+    )
+    assert response.status_code == 302, response.content[:500]
+    return Submission.objects.get(public_id=response["Location"].split("/")[-2])
+
+
+def forget_queue(broker: redis.Redis, queue: str) -> None:
+    """Drop `queue` and the unacknowledged messages of it that a killed worker left in the broker."""
+    broker.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+    for tag, entry in broker.hgetall("unacked").items():
+        if queue.encode() in entry:
+            broker.hdel("unacked", tag)
+            broker.zrem("unacked_index", tag)
+
+
+def default_routes() -> None:
+    celery_app.conf.task_default_queue = "celery"
+    celery_app.conf.task_routes = None
+    celery_app.amqp.flush_routes()
 
 
 def settled() -> bool:

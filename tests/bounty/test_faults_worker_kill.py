@@ -1,0 +1,101 @@
+"""A worker killed with SIGKILL at each dangerous step of a claim: after reserving a slot, after storing the
+claim, and after broadcasting it but before recording that. A fresh worker and the sweeper finish each one
+correctly (real Celery worker subprocesses, the real Redis at 127.0.0.1:6379/11, the local ledger)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+import redis
+from bounty_services import stop_worker
+from bounty_testing import mnist_pixels
+from test_faults_invariants import (
+    FAULT_QUEUE,
+    check_invariants,
+    default_routes,
+    deploy_bounty,
+    forget_queue,
+    png_of,
+    route_tasks_to,
+    settled,
+    start_fault_worker,
+    upload,
+    wait_until,
+)
+
+from bounty import chain
+from bounty.celery import app as celery_app
+from bounty.models import Slot, Submission, Transaction
+from bounty.pipeline import FAULT_ENV
+from contracts.keys import Key
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+# /15 belongs to the end-to-end tests, /13 to deploy/smoke.sh; this file's tasks go to a private queue too.
+BROKER_URL = os.environ.get("BOUNTY_FAULT_REDIS_URL", "redis://127.0.0.1:6379/11")
+STEPS = ("slot_reserved", "claim_stored", "broadcast_sent")
+
+
+@pytest.fixture
+def broker():  # type: ignore[no-untyped-def]
+    connection = redis.Redis.from_url(BROKER_URL)
+    forget_queue(connection, FAULT_QUEUE)
+    route_tasks_to(FAULT_QUEUE, BROKER_URL)
+    yield connection
+    forget_queue(connection, FAULT_QUEUE)
+    default_routes()
+
+
+def left_behind(submission: Submission, step: str) -> None:
+    """What the killed worker left, as each step promises: nothing half-done that cannot be finished."""
+    submission.refresh_from_db()
+    slot = Slot.objects.get(submission=submission)
+    assert slot.state == Slot.State.RESERVED
+    if step == "slot_reserved":
+        assert (submission.state, submission.claim_tx_id) == (Submission.State.CHECKED, None)
+        return
+    tx = submission.claim_tx
+    assert submission.state == Submission.State.VERIFIED and tx is not None
+    assert tx.status == Transaction.Status.STORED
+    on_chain = chain.status(tx.txid).state
+    assert on_chain == (chain.TxState.MEMPOOL if step == "broadcast_sent" else chain.TxState.UNKNOWN)
+
+
+def test_the_sweeper_finishes_what_a_killed_worker_left_at_each_step(runtime, settings, broker) -> None:  # type: ignore[no-untyped-def]
+    bounty = deploy_bounty(runtime, settings, slots=4)
+    killed = []
+    for nth, step in enumerate(STEPS):
+        worker = start_fault_worker(runtime, BROKER_URL, FAULT_QUEUE, f"killed-{step}", env={FAULT_ENV: step})
+        try:
+            submission = upload(bounty, png_of(mnist_pixels(7, nth)), Key.generate("testnet").address)
+            assert worker.wait(timeout=120) == -signal.SIGKILL, f"the worker was not killed at {step}"
+        finally:
+            if worker.poll() is None:
+                stop_worker(worker)
+        left_behind(submission, step)
+        killed.append(submission)
+    assert broker.hlen("unacked") >= 1  # the killed tasks were never acknowledged
+
+    time.sleep(1.2)  # STUCK_AFTER is 1 s for the workers of this test
+    worker = start_fault_worker(runtime, BROKER_URL, FAULT_QUEUE, "restarted")
+    try:
+        celery_app.send_task("bounty.tasks.sweep", queue=FAULT_QUEUE)
+        wait_until(settled, timeout=120, what="the sweeper to finish every submission")
+        for submission in killed:
+            submission.refresh_from_db()
+            assert submission.state == Submission.State.BROADCAST, (submission.state, submission.reason)
+            assert Slot.objects.get(submission=submission).state == Slot.State.CLAIMED
+            assert chain.status(submission.claim_tx.txid).state == chain.TxState.MEMPOOL  # type: ignore[union-attr]
+        assert bounty.slots.filter(state=Slot.State.FREE).count() == 1
+        chain.mine(1)
+        celery_app.send_task("bounty.tasks.poll_confirmations", queue=FAULT_QUEUE)
+        wait_until(
+            lambda: Submission.objects.filter(state=Submission.State.CONFIRMED).count() == 3,
+            what="confirmations",
+        )
+    finally:
+        stop_worker(worker)
+    assert check_invariants(runtime.ledger)["paid"] == 3
