@@ -16,6 +16,29 @@ from bounty.models import Bounty, Submission
 from bounty.presenters import status_payload
 
 
+def max_request_bytes() -> int:
+    """The largest request body a legitimate submission sends: one upload at the limit plus a canvas drawing
+    at its limit (base64), plus the form's other fields."""
+    return settings.MAX_UPLOAD_BYTES * 3 + 64 * 1024
+
+
+def limit_request_body(get_response):  # type: ignore[no-untyped-def]
+    """Middleware: refuse a body far over the upload limit from its Content-Length, before anything (the
+    CSRF check included) reads it into memory or a temporary file."""
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        length = request.META.get("CONTENT_LENGTH") or ""
+        if length.isdigit() and int(length) > max_request_bytes():
+            message = (
+                f"The upload is too large ({int(length):,} bytes); "
+                f"images may be at most {settings.MAX_UPLOAD_BYTES:,} bytes."
+            )
+            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return get_response(request)
+
+    return middleware
+
+
 def client_ip(request: HttpRequest) -> str | None:
     if settings.TRUST_X_FORWARDED_FOR:
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
