@@ -21,6 +21,7 @@ class SubmissionForm(forms.Form):
     payout_address = forms.CharField(
         max_length=64,
         label="Your BSV address",
+        error_messages={"required": "Enter the BSV address the reward should be paid to."},
         help_text="The reward is paid to this address if the network accepts your digit.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}),
     )
