@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest model clean
+.PHONY: run test lint typecheck pytest smoke model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/pytest
 
-test: lint typecheck pytest
+# Production-like: gunicorn, a worker and beat on PostgreSQL + Redis, the ARC client against the local ledger.
+smoke: $(STAMP)
+	bash deploy/smoke.sh
+
+test: lint typecheck pytest smoke
 
 # The service on its embedded defaults: SQLite, a private Redis, the local ledger, a funded demo bounty.
 run: $(STAMP)
