@@ -26,7 +26,7 @@ pytest: $(STAMP)
 smoke: $(STAMP)
 	bash deploy/smoke.sh
 
-test: lint typecheck pytest smoke
+test: lint typecheck smoke pytest
 
 # The service on its embedded defaults: SQLite, a private Redis, the local ledger, a funded demo bounty.
 run: $(STAMP)
