@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from bounty import pipeline
+
+# The database went away mid-task (a restart, a failover, a dropped connection): the work is idempotent, so
+# try again soon; Celery's Django fixup opens a fresh connection for the next run.
+TRANSIENT = (pipeline.TryLater, OperationalError, InterfaceError)
 
 
 @shared_task(bind=True, max_retries=30, acks_late=True)
 def process_submission(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
     try:
         return pipeline.process(submission_id)
-    except pipeline.TryLater as error:
+    except TRANSIENT as error:
         raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
 
 
