@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -84,6 +84,19 @@ def through_preprocessing(pixels: np.ndarray) -> np.ndarray:
     return normalise(np.asarray(pixels, dtype=np.float64).reshape(28, 28)).reshape(-1)
 
 
+class Surrogate(Protocol):
+    """A second model the attacker can differentiate (see `targeted_attack(also=...)`)."""
+
+    def accepts(self, pixels: np.ndarray, target: int) -> bool: ...
+
+    def gradient(self, pixels: np.ndarray, target: int) -> np.ndarray: ...
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
+
+
 def targeted_attack(
     model: IntegerModel,
     pixels: np.ndarray,
@@ -93,6 +106,7 @@ def targeted_attack(
     step: int = DEFAULT_STEP,
     max_steps: int = DEFAULT_MAX_STEPS,
     preprocess: Preprocess | None = None,
+    also: Surrogate | None = None,
 ) -> AttackResult:
     """Perturb one uint8 image (28x28 or 784) until `model` classifies it as `target`, within the first
     L_inf budget of `epsilons` that allows it. On failure `success` is False and `adversarial` is the last
@@ -101,7 +115,11 @@ def targeted_attack(
     With `preprocess` (e.g. `through_preprocessing`) the attack targets what the service classifies: each
     step is projected through it (so the image stays a near fixed point of the preprocessing) and success
     means `model(preprocess(adversarial)) == target`. Without it, crafted images rarely survive the
-    service's crop/rescale/threshold (measured in docs/threats.md)."""
+    service's crop/rescale/threshold (measured in docs/threats.md).
+
+    With `also` (another model the attacker can differentiate, e.g. their own CNN standing in for the
+    service's private second opinion) each step follows the sum of both normalised gradients and success
+    also needs that model to accept the image: a transfer attack."""
     original = np.asarray(pixels, dtype=np.uint8).reshape(-1)
     if original.shape != (model.shape[0],):
         raise ValueError(f"pixels must hold {model.shape[0]} values, got {np.asarray(pixels).shape}")
@@ -119,10 +137,14 @@ def targeted_attack(
         for steps in range(max_steps + 1):
             candidate = current.astype(np.uint8)
             seen = candidate if preprocess is None else preprocess(candidate)
-            if int(model.predict(seen)) == target:
+            published_says_target = int(model.predict(seen)) == target
+            if published_says_target and (also is None or also.accepts(seen, target)):
                 return AttackResult(original, candidate, seen, label, target, True, epsilon, steps)
             # The gradient where the model looks; preprocessing is close to the identity on its own output.
             _, gradient = margin_and_gradient(model, seen.astype(np.int64), target)
+            if also is not None:
+                other = also.gradient(seen, target)
+                gradient = _unit(gradient.astype(np.float64)) * (not published_says_target) + _unit(other)
             if not gradient.any():
                 break  # no active unit moves the margin: larger steps will not either
             current = np.clip(current + step * np.sign(gradient), low, high)

@@ -406,6 +406,71 @@ def stopped_by(model: SecondOpinion, results: Sequence[Any], min_confidence: flo
     }
 
 
+class KerasSurrogate:
+    """An attacker's own CNN (same recipe, another seed) as `classifier.adversarial.Surrogate`: numpy to
+    judge, TensorFlow for the gradient of its margin. Used to measure transfer to the private model."""
+
+    def __init__(self, model: SecondOpinion, min_confidence: float = DEFAULT_MIN_CONFIDENCE) -> None:
+        self.model = model
+        self.min_confidence = min_confidence
+        self.network = build_network()
+        self.network.set_weights([getattr(model, name) for name in ARRAY_NAMES])
+
+    def accepts(self, pixels: np.ndarray, target: int) -> bool:
+        return self.model.agrees(pixels, target, self.min_confidence)
+
+    def gradient(self, pixels: np.ndarray, target: int) -> np.ndarray:
+        import tensorflow as tf
+
+        x = tf.constant(np.asarray(pixels, dtype=np.float32).reshape(1, 28, 28, 1) / 255.0)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = self.network(x, training=False)[0]
+            others = tf.tensor_scatter_nd_update(logits, [[target]], [-1e9])
+            margin = logits[target] - tf.reduce_max(others)
+        return np.asarray(tape.gradient(margin, x)).reshape(-1).astype(np.float64)
+
+
+def evaluate_transfer(
+    model: SecondOpinion,
+    published: Any,
+    surrogate: SecondOpinion,
+    *,
+    attacks: int = 100,
+    min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Attack the published model and the attacker's `surrogate` jointly, through the preprocessing, and
+    count how many of the images that fool both also pass this (private) model: the transfer rate."""
+    from classifier.adversarial import attack_summary, targeted_attack, through_preprocessing
+    from classifier.data import load_mnist
+
+    mnist = load_mnist()
+    stand_in = KerasSurrogate(surrogate, min_confidence)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(mnist.x_test), attacks, replace=False)
+    results = []
+    for count, index in enumerate(picks, 1):
+        target = int((int(mnist.y_test[index]) + rng.integers(1, 10)) % 10)
+        results.append(
+            targeted_attack(
+                published,
+                mnist.x_test[index],
+                target,
+                preprocess=through_preprocessing,
+                step=16,
+                also=stand_in,
+            )
+        )
+        if progress and count % 10 == 0:
+            print(f"  joint attack {count}/{attacks}", file=sys.stderr)
+    summary = attack_summary(results)
+    summary["surrogate_test_accuracy"] = surrogate.manifest.get("metrics", {}).get("test_accuracy")
+    summary["second_opinion"] = stopped_by(model, results, min_confidence)
+    return summary
+
+
 # -- command line ------------------------------------------------------------------------------------------
 
 
@@ -427,6 +492,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate_cmd.add_argument("--attacks", type=int, default=200)
     evaluate_cmd.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
     evaluate_cmd.add_argument("--json", action="store_true")
+    transfer_cmd = commands.add_parser(
+        "transfer", help="joint attack with a surrogate CNN the attacker trains"
+    )
+    transfer_cmd.add_argument("--model", type=Path, default=DEFAULT_PATH)
+    transfer_cmd.add_argument("--published", type=Path, default=DEFAULT_PATH.parent / "default.npz")
+    transfer_cmd.add_argument("--surrogate", type=Path, help="a trained surrogate npz (default: train one)")
+    transfer_cmd.add_argument("--surrogate-seed", type=int, default=1234)
+    transfer_cmd.add_argument("--surrogate-epochs", type=int, default=2)
+    transfer_cmd.add_argument("--attacks", type=int, default=100)
+    transfer_cmd.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    transfer_cmd.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     try:
         if args.command == "train":
@@ -434,6 +510,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             model, manifest = train(options, progress=not args.json)
             model.save(args.out)
             result: dict[str, Any] = {"out": str(args.out), "bytes": args.out.stat().st_size, **manifest}
+        elif args.command == "transfer":
+            from classifier.integer_model import IntegerModel
+
+            if args.surrogate:
+                surrogate = SecondOpinion.load(args.surrogate)
+            else:
+                options = TrainingOptions(epochs=args.surrogate_epochs, seed=args.surrogate_seed)
+                surrogate, _ = train(options, progress=not args.json)
+            result = evaluate_transfer(
+                SecondOpinion.load(args.model),
+                IntegerModel.load(args.published),
+                surrogate,
+                attacks=args.attacks,
+                min_confidence=args.min_confidence,
+                progress=not args.json,
+            )
         else:
             from classifier.integer_model import IntegerModel
 

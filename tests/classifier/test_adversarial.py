@@ -190,3 +190,33 @@ def test_a_short_training_run_checks_numpy_against_keras() -> None:
     assert manifest["numpy_vs_keras_max_abs_difference"] <= FORWARD_TOLERANCE
     assert model.manifest == manifest
     assert 0.0 <= manifest["metrics"]["false_rejection_rate"] <= 1.0
+
+
+class IntegerSurrogate:
+    """A stand-in for an attacker's own model: another integer MLP, with its exact gradient."""
+
+    def __init__(self, model: IntegerModel) -> None:
+        self.model = model
+        self.calls = 0
+
+    def accepts(self, pixels: np.ndarray, target: int) -> bool:
+        return self.model.predict(np.asarray(pixels, dtype=np.uint8)) == target
+
+    def gradient(self, pixels: np.ndarray, target: int) -> np.ndarray:
+        self.calls += 1
+        return margin_and_gradient(self.model, np.asarray(pixels, dtype=np.int64), target)[1].astype(float)
+
+
+def test_a_joint_attack_must_fool_both_models(mnist, published) -> None:
+    rng = np.random.default_rng(4)
+    other = IntegerModel(
+        published.w1[:, rng.permutation(published.w1.shape[1])], published.b1, published.w2, published.b2 + 50
+    )  # a different network: hidden units re-wired to other output weights
+    surrogate = IntegerSurrogate(other)
+    image, target = mnist.x_test[3], (int(mnist.y_test[3]) + 1) % 10
+    alone = targeted_attack(published, image, target)
+    assert alone.success and not surrogate.accepts(alone.seen, target)  # fooling one does not fool the other
+    joint = targeted_attack(published, image, target, also=surrogate)
+    assert joint.success and surrogate.calls > 0
+    assert published.predict(joint.seen) == target
+    assert surrogate.accepts(joint.seen, target)
