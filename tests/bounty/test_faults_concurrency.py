@@ -1,0 +1,62 @@
+"""Two bounties and several workers claiming at once: two Celery worker subprocesses of two processes each
+take a burst of submissions for both bounties, more than there are slots. No slot is reserved twice, no
+double spend reaches the ledger, every submission ends paid or told the bounty is exhausted."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import redis
+from bounty_services import stop_worker
+from bounty_testing import mnist_pixels
+from test_faults_invariants import (
+    FAULT_QUEUE,
+    check_invariants,
+    default_routes,
+    deploy_bounty,
+    forget_queue,
+    png_of,
+    route_tasks_to,
+    settled,
+    start_fault_worker,
+    upload,
+    wait_until,
+)
+
+from bounty.models import Reason, Slot, Submission
+from contracts.keys import Key
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+BROKER_URL = os.environ.get("BOUNTY_FAULT_REDIS_URL", "redis://127.0.0.1:6379/11")
+QUEUE = f"{FAULT_QUEUE}-race"
+
+
+def test_several_workers_never_reserve_a_slot_twice(runtime, settings) -> None:  # type: ignore[no-untyped-def]
+    broker = redis.Redis.from_url(BROKER_URL)
+    forget_queue(broker, QUEUE)
+    route_tasks_to(QUEUE, BROKER_URL)
+    first = deploy_bounty(runtime, settings, digit=7, slots=3)
+    second = deploy_bounty(runtime, settings, digit=7, slots=2)
+    workers = [start_fault_worker(runtime, BROKER_URL, QUEUE, f"race{n}", concurrency=2) for n in range(2)]
+    try:
+        # Queued before the workers are up, so all four worker processes start on the burst together.
+        for nth in range(8):
+            bounty = first if nth % 2 == 0 else second
+            upload(bounty, png_of(mnist_pixels(7, nth)), Key.generate("testnet").address)
+        wait_until(settled, timeout=150, what="every submission to settle")
+    finally:
+        for worker in workers:
+            stop_worker(worker)
+        forget_queue(broker, QUEUE)
+        default_routes()
+    paid = Submission.objects.filter(state="broadcast")
+    assert paid.count() == 5  # exactly the slots there were
+    assert set(Submission.objects.filter(state="rejected").values_list("reason", flat=True)) == {
+        Reason.EXHAUSTED
+    }
+    holders = list(Slot.objects.exclude(submission=None).values_list("submission_id", flat=True))
+    assert len(holders) == len(set(holders)) == 5
+    assert Slot.objects.filter(state="claimed").count() == 5
+    assert check_invariants(runtime.ledger)["paid"] == 5
