@@ -148,6 +148,12 @@ RATE_LIMIT_WINDOW = envint("RATE_LIMIT_WINDOW", 3600, minimum=1)  # seconds
 NEAR_DUPLICATE_BITS = envint("NEAR_DUPLICATE_BITS", 8, minimum=0)  # perceptual-hash candidates
 NEAR_DUPLICATE_GREY = float(envint("NEAR_DUPLICATE_GREY_X10", 15, minimum=0)) / 10  # mean |difference|
 TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
+# An optional second, unpublished model (classifier/second_opinion.py) that must agree before the operator
+# co-signs; a disagreement holds the payout for a reviewer. Off by default.
+SECOND_OPINION = envbool("SECOND_OPINION", False)
+SECOND_OPINION_MODEL = envstr(
+    "SECOND_OPINION_MODEL", str(BASE_DIR / "classifier" / "models" / "second_opinion.npz")
+)
 
 # The sweeper: how long a submission may sit in one state before it is picked up again.
 STUCK_AFTER = envint("STUCK_AFTER", 120, minimum=1)  # seconds
