@@ -98,6 +98,23 @@ def check(submission: Submission) -> None:
     moved = submission.reject(reason, detail) if reason else submission.advance(Submission.State.CHECKED)
     if not moved:
         refresh(submission)  # another worker did this step
+    elif not reason and not second_opinion_agrees(submission):
+        detail = f"{SECOND_OPINION_HOLD}: the second model does not read a {submission.claimed_digit}"
+        submission.advance(Submission.State.HELD, reason_detail=detail) or refresh(submission)
+
+
+SECOND_OPINION_HOLD = "second opinion"
+
+
+def second_opinion_agrees(submission: Submission) -> bool:
+    """With SECOND_OPINION on, an unpublished model must also read the digit (an image optimised against
+    the public weights rarely fools it); a disagreement holds the payout for a reviewer."""
+    if not settings.SECOND_OPINION:
+        return True
+    from classifier.second_opinion import agrees
+
+    pixels = np.frombuffer(submission.pixel_bytes, dtype=np.uint8).reshape(28, 28)
+    return agrees(pixels, submission.claimed_digit, path=settings.SECOND_OPINION_MODEL)
 
 
 def screen(submission: Submission) -> tuple[Reason | None, str]:
@@ -288,7 +305,9 @@ def sweep() -> dict[str, int]:
         for pk in stuck(state).values_list("pk", flat=True)[:500]:
             enqueue(pk)
             counts["requeued"] += 1
-    for submission in Submission.objects.filter(state=Submission.State.HELD).select_related("bounty"):
+    # Review windows release their holds; a second-opinion hold waits for a person.
+    holds = Submission.objects.filter(state=Submission.State.HELD).select_related("bounty")
+    for submission in holds.exclude(reason_detail__startswith=SECOND_OPINION_HOLD):
         window = submission.bounty.review_window
         if window is not None and submission.held_at and submission.held_at + window <= timezone.now():
             approve(submission)
