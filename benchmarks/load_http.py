@@ -1,0 +1,290 @@
+"""Load over HTTP: N contributors submit at once through the real web form, two Celery workers pay them.
+
+A bounded load generator (threads + requests, loopback only) GETs the bounty page for its CSRF cookie and
+POSTs an MNIST digit as a PNG upload with a fresh payout address, C requests in flight at a time, against
+gunicorn started here; two Celery worker processes take each submission to "broadcast" on a fresh local
+ledger. Prints throughput (paid per second, first submit to last broadcast), p50/p95 latency from the start
+of the POST to "broadcast", HTTP errors, lost submissions (accepted but not final by the deadline), and
+double payouts (read from the ledger: outputs paying one submission's address, outpoints spent twice).
+
+    .venv/bin/python benchmarks/load_http.py [--submissions 40] [--concurrency 8] [--timeout 300] [--json]
+
+Everything it uses runs in a temporary folder and is stopped at the end: a SQLite database (or
+BENCH_DATABASE_URL: a scratch database it migrates and fills), a private redis-server on a free port,
+gunicorn, the workers and the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_SUBMISSIONS = 500
+MAX_CONCURRENCY = 64
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with status {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--submissions", type=int, default=40, help=f"at most {MAX_SUBMISSIONS}")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
+    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    if not 1 <= args.submissions <= MAX_SUBMISSIONS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        parser.error(f"--submissions 1..{MAX_SUBMISSIONS}, --concurrency 1..{MAX_CONCURRENCY}")
+
+    work = Path(tempfile.mkdtemp(prefix="bounty-load-"))
+    redis_port, http_port = free_port(), free_port()
+    environment = {
+        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{work / 'load.sqlite3'}"),
+        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "VAR_DIR": str(work),
+        "LEDGER_DIR": str(work / "ledger"),
+        "MEDIA_ROOT": str(work / "media"),
+        "KEYS_DIR": str(work / "keys"),
+        "CHAIN_BACKEND": "local",
+        "NETWORK": "regtest",
+        "RATE_LIMIT_PER_ADDRESS": "0",  # every request comes from 127.0.0.1
+        "RATE_LIMIT_PER_IP": "0",
+        "DEBUG": "1",
+        "LOG_LEVEL": "WARNING",
+        "DJANGO_SETTINGS_MODULE": "bounty.settings",
+        "PYTHONPATH": str(ROOT),
+    }
+    os.environ.update(environment)
+    sys.path.insert(0, str(ROOT))
+    started: list[subprocess.Popen] = []
+    log = open(work / "services.log", "ab")  # noqa: SIM115  (closed at exit)
+    try:
+        redis = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""]
+        started.append(subprocess.Popen([*redis, "--dir", str(work)], stdout=log, stderr=subprocess.STDOUT))
+        return run(args, work, http_port, started, log)
+    except RuntimeError as error:
+        print(f"error: {error}; see {work / 'services.log'}", file=sys.stderr)
+        return 2
+    finally:
+        for process in reversed(started):
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
+
+
+def run(args: argparse.Namespace, work: Path, http_port: int, started: list[subprocess.Popen], log) -> int:  # type: ignore[no-untyped-def]
+    import django
+
+    django.setup()
+    import numpy as np
+    import requests
+    from django.conf import settings
+    from django.core.management import call_command
+    from PIL import Image
+
+    from bounty import chain
+    from bounty.funding import fund_and_deploy
+    from bounty.models import Bounty, ModelVersion, Submission
+    from bounty.pipeline import reference_model
+    from classifier.data import load_mnist
+    from contracts.address import parse_address
+    from contracts.keys import Key
+    from contracts.txverify import parse_transaction
+
+    digit = 7
+    call_command("migrate", verbosity=0)
+    version = ModelVersion.register(Path(settings.MODEL_ARTIFACT), activate=True)
+    chain.faucet(chain.operator_address(), 10_000 * (args.submissions + 10) * 100)
+    cost = chain.claim_cost(version, digit, settings.FEE_RATE)
+    operator, admin = chain.public_keys()
+    bounty = Bounty.objects.create(
+        digit=digit, reward=1000, slot_count=args.submissions, model_version=version,
+        fee_rate=settings.FEE_RATE, claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
+    )  # fmt: skip
+    fund_and_deploy(bounty)
+    chain.mine(1)
+
+    mnist = load_mnist()
+    predicted = np.asarray(reference_model(version.artifact).predict(mnist.x_test.reshape(-1, 784)))
+    chosen = np.flatnonzero((predicted == digit) & (mnist.y_test == digit))[: args.submissions]
+    uploads = []
+    for index in chosen:
+        buffer = io.BytesIO()
+        Image.fromarray(255 - mnist.x_test[index]).resize((112, 112)).save(buffer, format="PNG")
+        uploads.append((buffer.getvalue(), Key.generate("testnet").address))
+
+    for number in range(args.workers):
+        command = [sys.executable, "-m", "celery", "-A", "bounty", "worker", "--concurrency", "1"]
+        command += ["--loglevel", "WARNING", "--hostname", f"load{number}@%h", "--without-gossip"]
+        command += ["--without-mingle", "--without-heartbeat"]
+        started.append(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+    gunicorn = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "bounty.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{http_port}",
+    ]
+    gunicorn += ["--workers", "2", "--threads", "4", "--timeout", "60"]
+    started.append(subprocess.Popen(gunicorn, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+    wait_for_port(http_port, 60, started[-1])
+    from bounty.celery import app
+
+    deadline = time.monotonic() + 60
+    while len(app.control.ping(timeout=0.5)) < args.workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not answer a ping")
+
+    base = f"http://127.0.0.1:{http_port}"
+    page = f"{base}/bounties/{bounty.pk}/"
+    local = threading.local()
+    errors: list[str] = []
+    accepted: dict[str, float] = {}  # public id -> wall-clock time the POST started
+
+    def submit(item: tuple[bytes, str]) -> None:
+        png, address = item
+        session = getattr(local, "session", None)
+        if session is None:
+            session = local.session = requests.Session()
+            session.get(page, timeout=30)
+        try:
+            began = time.time()
+            response = session.post(
+                page,
+                data={"payout_address": address, "csrfmiddlewaretoken": session.cookies.get("csrftoken", "")},
+                files={"image": ("digit.png", png, "image/png")},
+                headers={"Referer": page},
+                allow_redirects=False,
+                timeout=60,
+            )
+        except requests.RequestException as error:
+            errors.append(f"{type(error).__name__}: {error}")
+            return
+        if response.status_code != 302:
+            errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
+            return
+        accepted[response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]] = began
+
+    start = time.time()
+    with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        list(pool.map(submit, uploads))
+    http_seconds = time.time() - start
+
+    final = {"broadcast", "confirmed", "rejected"}
+    mine = Submission.objects.filter(public_id__in=list(accepted))
+    while mine.exclude(state__in=final).exists() and time.time() - start < args.timeout:
+        time.sleep(0.1)
+    rows = list(mine.values_list("public_id", "state", "broadcast_at", "payout_address"))
+    latencies = [
+        done.timestamp() - accepted[str(public_id)]
+        for public_id, state, done, _ in rows
+        if state == "broadcast"
+    ]
+    finished = [done.timestamp() for _, state, done, _ in rows if state == "broadcast"]
+    lost = len(accepted) - sum(1 for _, state, _, _ in rows if state in final)
+    rejected = sum(1 for _, state, _, _ in rows if state == "rejected")
+
+    # Double payouts, from the ledger itself: outputs paying each contributor, outpoints spent twice.
+    scripts = {parse_address(address).locking_script(): address for *_, address in rows}
+    payouts: Counter[str] = Counter()
+    spends: Counter[str] = Counter()
+    with sqlite3.connect(Path(settings.LEDGER_DIR) / "ledger.sqlite3") as ledger:
+        for (raw,) in ledger.execute("SELECT raw FROM txs WHERE kind != 'faucet'"):
+            tx = parse_transaction(bytes(raw))
+            for tx_input in tx.inputs:
+                spends[f"{tx_input.source_txid}:{tx_input.source_output_index}"] += 1
+            for output in tx.outputs:
+                address = scripts.get(output.locking_script.serialize())
+                if address is not None:
+                    payouts[address] += 1
+    double_payouts = sum(1 for count in payouts.values() if count > 1)
+    double_spends = sum(1 for count in spends.values() if count > 1)
+
+    span = (max(finished) - start) if finished else 0.0
+    p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+    result = {
+        "submissions": len(uploads),
+        "concurrency": args.concurrency,
+        "workers": args.workers,
+        "accepted": len(accepted),
+        "http_errors": len(errors),
+        "paid": len(latencies),
+        "rejected": rejected,
+        "lost": lost,
+        "double_payouts": double_payouts,
+        "double_spends": double_spends,
+        "http_seconds": round(http_seconds, 2),
+        "seconds_to_last_broadcast": round(span, 2),
+        "paid_per_second": round(len(latencies) / span, 2) if span else None,
+        "p50_submit_to_broadcast_s": round(p50, 3) if p50 is not None else None,
+        "p95_submit_to_broadcast_s": round(p95, 3) if p95 is not None else None,
+        "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "first_errors": errors[:3],
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        rows_out = [
+            ("submissions (concurrency)", f"{result['submissions']} ({args.concurrency} in flight)"),
+            ("worker processes", args.workers),
+            ("accepted / HTTP errors", f"{result['accepted']} / {result['http_errors']}"),
+            ("paid / rejected / lost", f"{result['paid']} / {rejected} / {lost}"),
+            ("double payouts / spends", f"{double_payouts} / {double_spends}"),
+            ("HTTP phase", f"{result['http_seconds']} s"),
+            ("paid per second", result["paid_per_second"]),
+            ("p50 submit -> broadcast", f"{result['p50_submit_to_broadcast_s']} s"),
+            ("p95 submit -> broadcast", f"{result['p95_submit_to_broadcast_s']} s"),
+            ("database", result["database"]),
+        ]
+        for name, value in rows_out:
+            print(f"{name:28} {value}")
+        for error in errors[:3]:
+            print("error:", error)
+    clean = not errors and not lost and not double_payouts and not double_spends
+    return 0 if clean and result["paid"] == len(uploads) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
