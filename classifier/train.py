@@ -31,8 +31,8 @@ class TrainingOptions:
     batch_size: int = 128
     learning_rate: float = 0.001
     weight_decay: float = 0.0  # decoupled, applied by the optimizer at each step
-    sparsity: float = 0.9
-    bits: int = 4
+    sparsity: float = 0.935
+    bits: int = 5
     prune_steps: int = 5
     prune_epochs: int = 3  # fine-tuning epochs after each pruning step
     quant_epochs: int = 20
@@ -178,6 +178,7 @@ def train(
     hidden, scores = network.get_layer("hidden"), network.get_layer("scores")
 
     images = x_train.reshape(-1, 28, 28)
+    pixel_rms = np.sqrt(np.mean(np.square(x_fit), axis=0))
     shifts = np.random.default_rng(options.seed)
 
     def fit(epochs: int, stage: str, learning_rate: float) -> None:
@@ -206,8 +207,10 @@ def train(
     for step in range(1, options.prune_steps + 1):
         # Cubic schedule: prune fast while many small weights remain, gently near the target.
         target = options.sparsity * (1 - (1 - step / options.prune_steps) ** 3)
-        kernel = _masked_kernel(hidden)
-        hidden.keep.assign(magnitude_mask(kernel, target).astype("float32"))
+        # Saliency, not bare magnitude: a weight matters as much as the pixel it multiplies is usually
+        # bright, so weights on pixels that are almost always black go first.
+        saliency = _masked_kernel(hidden) * pixel_rms[:, None]
+        hidden.keep.assign(magnitude_mask(saliency, target).astype("float32"))
         fit(options.prune_epochs, f"pruning step {step}: sparsity {target:.3f}", options.learning_rate / 2)
 
     for layer in (hidden, scores):
