@@ -184,6 +184,7 @@ def test_its_numpy_forward_pass_equals_keras(mnist) -> None:
     assert forward_difference(from_keras(network), network, mnist.x_test[:64]) <= FORWARD_TOLERANCE
 
 
+@pytest.mark.slow
 def test_a_short_training_run_checks_numpy_against_keras() -> None:
     model, manifest = train(TrainingOptions(epochs=1, limit=256))
     assert manifest["training"]["mnist_examples"] == 256
