@@ -5,11 +5,14 @@ from __future__ import annotations
 import pytest
 from bounty_testing import BaseTestCase
 from django.test import override_settings
+from test_faults_invariants import NOT_ON_POSTGRES_RERUN
 
 from bounty import chain
 from bounty.forms import SubmissionForm
 from contracts.address import b58check_encode, b58decode
 from contracts.keys import Key
+
+pytestmark = NOT_ON_POSTGRES_RERUN  # address parsing: nothing database-specific
 
 MAINNET = Key.generate("mainnet").address
 TESTNET = Key.generate("testnet").address

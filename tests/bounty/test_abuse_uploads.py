@@ -12,8 +12,11 @@ from bounty_testing import BaseTestCase, blank_png, mnist_png
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image
+from test_faults_invariants import NOT_ON_POSTGRES_RERUN
 
 from bounty.models import Slot, Submission
+
+pytestmark = NOT_ON_POSTGRES_RERUN  # form and HTTP validation: nothing database-specific
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

@@ -15,6 +15,7 @@ from bounty_services import stop_worker
 from bounty_testing import mnist_pixels
 from test_faults_invariants import (
     FAULT_QUEUE,
+    NOT_ON_POSTGRES_RERUN,
     SETTLED,
     check_invariants,
     default_routes,
@@ -31,7 +32,7 @@ from bounty.celery import app as celery_app
 from bounty.models import Submission
 from contracts.keys import Key
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), NOT_ON_POSTGRES_RERUN]
 
 
 class PrivateRedis:

@@ -14,6 +14,7 @@ from bounty_services import stop_worker
 from bounty_testing import mnist_pixels
 from test_faults_invariants import (
     FAULT_QUEUE,
+    NOT_ON_POSTGRES_RERUN,
     check_invariants,
     default_routes,
     deploy_bounty,
@@ -32,7 +33,7 @@ from bounty.models import Slot, Submission, Transaction
 from bounty.pipeline import FAULT_ENV
 from contracts.keys import Key
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), NOT_ON_POSTGRES_RERUN]
 
 # /15 belongs to the end-to-end tests, /13 to deploy/smoke.sh; this file's tasks go to a private queue too.
 BROKER_URL = os.environ.get("BOUNTY_FAULT_REDIS_URL", "redis://127.0.0.1:6379/11")
