@@ -25,7 +25,7 @@ def ensure_chromium() -> str:
     if os.path.exists(CHROMIUM):
         return CHROMIUM
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("Chromium is missing and cannot be installed without root and apt-get")
+        pytest.fail("Chromium is missing: install Debian's package (apt-get install -y chromium) as root")
     environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=environment, timeout=900)
     subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=environment, timeout=1800)

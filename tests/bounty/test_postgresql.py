@@ -1,7 +1,7 @@
 """The bounty suite again on PostgreSQL (127.0.0.1:5432, user postgres, database `test` for the connection;
 Django creates and drops its own test database), in a second pytest process with DATABASE_URL switched.
 
-Set BOUNTY_POSTGRES_URL to use another server, or BOUNTY_SKIP_POSTGRES=1 to leave this out.
+Set BOUNTY_POSTGRES_URL to use another server. The PostgreSQL run is part of the suite, never optional.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ NESTED = "BOUNTY_SUITE_ON_POSTGRES"
 
 @pytest.mark.services
 @pytest.mark.skipif(os.environ.get(NESTED) == "1", reason="already the PostgreSQL run")
-@pytest.mark.skipif(os.environ.get("BOUNTY_SKIP_POSTGRES") == "1", reason="BOUNTY_SKIP_POSTGRES=1")
 @pytest.mark.timeout(1800)
 def test_it_passes_the_bounty_suite_on_postgresql() -> None:
     environment = {**os.environ, "DATABASE_URL": POSTGRES_URL, NESTED: "1"}
