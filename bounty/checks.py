@@ -74,7 +74,7 @@ def check_chain_reachable(app_configs: object = None, **kwargs: object) -> list:
     try:
         chain.ping()
     except Exception as error:
-        where = settings.LEDGER_URL if settings.CHAIN_BACKEND == "local" else settings.ARC_URL
+        where = settings.LEDGER_DIR if settings.CHAIN_BACKEND == "local" else settings.ARC_URL
         return [Warning(f"the chain backend at {where} is not reachable: {error}", id="bounty.W001")]
     return []
 
