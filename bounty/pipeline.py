@@ -215,8 +215,11 @@ def broadcast_claim(submission: Submission) -> None:
     """verified -> broadcast. A claim that the chain already knows counts as broadcast."""
     tx = Transaction.objects.get(pk=submission.claim_tx_id)
     if not send(tx):
-        if tx.status == Transaction.Status.FAILED:
-            fail_claim(submission, Slot.objects.filter(submission=submission).first(), tx.last_error)
+        slot = Slot.objects.filter(submission=submission).first()
+        if tx.status == Transaction.Status.FAILED and tx.last_error.startswith(f"[{DOUBLE_SPEND}]"):
+            try_another_slot(submission, slot, tx.last_error)
+        elif tx.status == Transaction.Status.FAILED:
+            fail_claim(submission, slot, tx.last_error)
         return
     Slot.objects.filter(submission=submission, state=Slot.State.RESERVED).update(
         state=Slot.State.CLAIMED, spent_by=tx, updated=timezone.now()
@@ -224,6 +227,24 @@ def broadcast_claim(submission: Submission) -> None:
     if not submission.advance(Submission.State.BROADCAST):
         refresh(submission)
     submission.bounty.mark_exhausted_if_spent()
+
+
+def try_another_slot(submission: Submission, slot: Slot | None, detail: str) -> None:
+    """The slot's output was spent by a transaction we did not make (so freeing it would fail every later
+    claim on it too): retire the slot and send the submission back to find another one."""
+    log.warning("slot %s of submission %s is spent elsewhere: %s", slot, submission.pk, detail)
+    if slot is not None:
+        slot.mark_spent_elsewhere()
+    if submission.advance(Submission.State.CHECKED, claim_tx=None):
+        claim(submission)
+        if submission.state == Submission.State.VERIFIED:
+            broadcast_claim(submission)
+    else:
+        refresh(submission)
+
+
+# The code ARC and the local ledger give a transaction that spends an output already spent.
+DOUBLE_SPEND = "466"
 
 
 def send(tx: Transaction) -> bool:
@@ -240,10 +261,9 @@ def send(tx: Transaction) -> bool:
         if error.permanent and already_on_chain(tx):
             log.warning("broadcast of %s refused (%s) but the chain has it", tx.txid, error)
         elif error.permanent:
-            Transaction.objects.filter(pk=tx.pk).update(
-                status=Transaction.Status.FAILED, last_error=str(error)
-            )
-            tx.status, tx.last_error = Transaction.Status.FAILED, str(error)
+            detail = f"[{error.code}] {error}" if error.code else str(error)
+            Transaction.objects.filter(pk=tx.pk).update(status=Transaction.Status.FAILED, last_error=detail)
+            tx.status, tx.last_error = Transaction.Status.FAILED, detail
             return False
         else:
             Transaction.objects.filter(pk=tx.pk).update(last_error=str(error))

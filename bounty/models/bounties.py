@@ -133,12 +133,15 @@ class Slot(models.Model):
         RESERVED = "reserved"
         CLAIMED = "claimed"
         REFUNDED = "refunded"
+        # The chain says another transaction spent the slot's output (a double spend we did not make here):
+        # never offered again, shown to the admin.
+        SPENT_ELSEWHERE = "spent_elsewhere"
 
     bounty = models.ForeignKey(Bounty, on_delete=models.PROTECT, related_name="slots")
     deploy_tx = models.ForeignKey("bounty.Transaction", on_delete=models.PROTECT, related_name="slots")
     vout = models.PositiveIntegerField()
     satoshis = models.PositiveBigIntegerField()
-    state = models.CharField(max_length=10, choices=State.choices, default=State.FREE, db_index=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.FREE, db_index=True)
     submission = models.OneToOneField(
         "bounty.Submission", null=True, blank=True, on_delete=models.PROTECT, related_name="slot"
     )
@@ -181,6 +184,13 @@ class Slot(models.Model):
                 if won == 1:
                     return cls.objects.get(pk=pk)
         return None
+
+    def mark_spent_elsewhere(self) -> bool:
+        """A reserved slot whose output the chain says is already spent: retire it; False if not reserved."""
+        retired = Slot.objects.filter(pk=self.pk, state=Slot.State.RESERVED).update(
+            state=Slot.State.SPENT_ELSEWHERE, submission=None, updated=timezone.now()
+        )
+        return retired == 1
 
     def release(self) -> bool:
         """Give a reserved slot back (its claim failed for good); False if it was not reserved."""

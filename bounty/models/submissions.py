@@ -36,7 +36,8 @@ class Submission(models.Model):
         State.RECEIVED: (State.CHECKED, State.REJECTED),
         State.CHECKED: (State.HELD, State.VERIFIED, State.REJECTED),
         State.HELD: (State.CHECKED, State.REJECTED),
-        State.VERIFIED: (State.BROADCAST, State.REJECTED),
+        # verified -> checked: the slot turned out to be spent by someone else; try another slot.
+        State.VERIFIED: (State.BROADCAST, State.CHECKED, State.REJECTED),
         State.BROADCAST: (State.CONFIRMED, State.REJECTED),
         State.CONFIRMED: (),
         State.REJECTED: (),

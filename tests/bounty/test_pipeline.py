@@ -162,3 +162,37 @@ class PipelineTestCase(ChainTestCase):
             finally:
                 app.conf.task_always_eager = False
         self.assertEqual(Submission.objects.get(pk=submission.pk).state, "broadcast")
+
+
+class SpentElsewhereTestCase(PipelineTestCase):
+    """A slot whose output someone else spent (the chain answers 466) is retired, not freed for the next
+    contributor to fail on, and the submission is paid from another slot."""
+
+    def spend_out_of_band(self, slot: Slot) -> str:
+        built = chain.build_refund(self.live, [slot], self.charlie_address)
+        return chain.broadcast(built.raw_hex)
+
+    def test_it_pays_from_another_slot_and_retires_the_spent_one(self) -> None:
+        first = self.live.slots.order_by("pk").first()
+        assert first is not None
+        self.spend_out_of_band(first)
+        submission = self.submit(mnist_pixels(7))
+        self.assertEqual(pipeline.process(submission.pk), "broadcast")
+        first.refresh_from_db()
+        self.assertEqual(first.state, "spent_elsewhere")
+        paying = Slot.objects.get(submission=submission)
+        self.assertNotEqual(paying.pk, first.pk)
+        self.assertEqual(paying.state, "claimed")
+        refused = Transaction.objects.get(kind="claim", status="failed")
+        self.assertTrue(refused.last_error.startswith("[466]"), refused.last_error)
+        self.assertEqual(self.live.slots.filter(state="free").count(), 1)
+
+    def test_a_bounty_whose_last_slots_were_spent_elsewhere_says_it_is_exhausted(self) -> None:
+        for slot in self.live.slots.all():
+            self.spend_out_of_band(slot)
+        submission = self.submit(mnist_pixels(7))
+        self.assertEqual(pipeline.process(submission.pk), "rejected")
+        submission.refresh_from_db()
+        self.assertEqual(submission.reason, Reason.EXHAUSTED)
+        self.assertEqual(self.live.slots.filter(state="spent_elsewhere").count(), 3)
+        self.assertEqual(self.live.slots.filter(state="free").count(), 0)
