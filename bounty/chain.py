@@ -113,7 +113,7 @@ def operator_address() -> str:
 
 def public_keys() -> tuple[str, str]:
     """The operator's and the admin's public keys (hex) that a new bounty's slots are locked to."""
-    return keys.operator_key().public_key.hex(), keys.admin_key().public_key.hex()
+    return keys.operator_key().public_key.hex(), keys.admin_public_key()
 
 
 def describe(raw_hex: str) -> tuple[list[tuple[str, int, int]], list[tuple[int, int, str]]]:

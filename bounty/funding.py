@@ -11,7 +11,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
-from bounty import chain
+from bounty import chain, keys
 from bounty.models import Bounty, Slot, Transaction
 from bounty.pipeline import TryLater, send
 
@@ -71,6 +71,10 @@ def publish_deploys(bounty: Bounty) -> bool:
 
 def refund_unused(bounty: Bounty, to_address: str | None = None) -> Transaction | None:
     """Sweep every free slot back to `to_address` (default: the operator wallet) through the admin branch."""
+    if not keys.admin_key_on_server():
+        raise FundingError(
+            "the admin key is kept off this server: prepare the refund for offline signing at /ops/sign/"
+        )
     to_address = to_address or chain.operator_address()
     mine: list[Slot] = []
     for slot in Slot.objects.filter(bounty=bounty, state=Slot.State.FREE).select_related("deploy_tx"):

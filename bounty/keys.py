@@ -10,6 +10,7 @@ import functools
 import os
 from pathlib import Path
 
+from bsv import PublicKey
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
@@ -54,6 +55,32 @@ def admin_key() -> Key:
     return _load("admin")
 
 
+def admin_key_on_server() -> bool:
+    """Whether this server can sign as the admin (refunds and migrations run here) or must ask a person."""
+    try:
+        admin_key()
+    except ImproperlyConfigured:
+        return False
+    return True
+
+
+@functools.cache
+def admin_public_key() -> str:
+    """The admin's compressed public key (hex) that new bounties are locked to: ADMIN_PUBKEY when the admin
+    key is kept off this server, else the admin key's own; both set must agree."""
+    configured = settings.ADMIN_PUBKEY.strip().lower()
+    if configured:
+        try:
+            parsed = PublicKey(configured).hex()
+        except Exception:
+            raise ImproperlyConfigured("ADMIN_PUBKEY is not a valid public key (hex, 33 bytes)") from None
+        if admin_key_on_server() and admin_key().public_key.hex() != parsed:
+            raise ImproperlyConfigured("ADMIN_PUBKEY does not belong to ADMIN_KEY")
+        return parsed
+    return admin_key().public_key.hex()
+
+
 def reset_cache() -> None:
     operator_key.cache_clear()
     admin_key.cache_clear()
+    admin_public_key.cache_clear()

@@ -135,6 +135,9 @@ CONFIRMATIONS_REQUIRED = envint("CONFIRMATIONS_REQUIRED", 1, minimum=1)
 # under var/keys on first use; on a real network a missing key is a configuration error (check bounty.E001).
 OPERATOR_KEY = envsecret("OPERATOR_KEY")
 ADMIN_KEY = envsecret("ADMIN_KEY")
+# The admin's public key (hex, compressed) when the admin key is kept off this server: bounties are locked to
+# it, and refunds wait for an admin to sign them offline at /ops/sign/.
+ADMIN_PUBKEY = envstr("ADMIN_PUBKEY", "")
 KEYS_DIR = Path(envstr("KEYS_DIR", str(VAR_DIR / "keys")))
 GENERATE_MISSING_KEYS = envbool("GENERATE_MISSING_KEYS", NETWORK == "regtest")
 
