@@ -18,7 +18,7 @@ from bsv.script.script import Script
 
 from contracts.address import parse_address
 from contracts.chain import Utxo
-from contracts.errors import InsufficientFundsError, PolicyError
+from contracts.errors import InsufficientFundsError, PolicyError, TransactionTooLargeError
 from contracts.fees import FeeRate
 from contracts.keys import Key
 from contracts.policy import DEFAULT_POLICY, Policy
@@ -332,6 +332,134 @@ def build_refund(
     return finish("refund", tx, slots, fee_rate, policy=policy)
 
 
+@dataclass(frozen=True)
+class UnsignedMigration:
+    """A migration before its signatures. The first `admin_inputs` inputs spend old slots through the admin
+    branch (the admin signs their preimages, on this machine or offline); the others are P2PKH coins of the
+    funder. The first `slots` outputs are the new slots. Rebuilding the transaction from these fields gives
+    the same preimages every time, so signatures made later still fit."""
+
+    spent: tuple[Utxo, ...]
+    outputs: tuple[tuple[bytes, int], ...]
+    admin_inputs: int
+    slots: int
+
+    def transaction(self) -> Transaction:
+        """The unsigned transaction (every input carries the amount and script its preimage commits to)."""
+        return Transaction(
+            [unsigned_input(utxo) for utxo in self.spent],
+            [output(script, satoshis) for script, satoshis in self.outputs],
+            version=TX_VERSION,
+        )
+
+    def admin_preimages(self) -> list[bytes]:
+        """The BIP143 preimage of each admin-branch input, in input order: what the admin signs."""
+        tx = self.transaction()
+        return [tx.preimage(index) for index in range(self.admin_inputs)]
+
+    def sign(
+        self,
+        admin_signatures: Sequence[bytes],
+        funder: Key | None = None,
+        *,
+        fee_rate: FeeRate,
+        policy: Policy = DEFAULT_POLICY,
+    ) -> BuiltTransaction:
+        """Put the admin's signatures (one per old slot) in place, sign the funding coins with `funder`, and
+        verify the whole transaction like every builder; a wrong signature raises VerificationError."""
+        if len(admin_signatures) != self.admin_inputs:
+            raise ValueError(f"expected {self.admin_inputs} admin signature(s), got {len(admin_signatures)}")
+        funded = len(self.spent) - self.admin_inputs
+        if funded and funder is None:
+            raise ValueError(f"{funded} funding input(s) need the funder's key")
+        tx = self.transaction()
+        unlocking = [SlotContract.refund_unlocking(sig) for sig in admin_signatures]
+        if funder is not None:
+            unlocking += [p2pkh_unlocking(tx, i, funder) for i in range(self.admin_inputs, len(self.spent))]
+        for tx_input, script in zip(tx.inputs, unlocking, strict=True):
+            tx_input.unlocking_script = Script(script)
+        return finish("migrate", tx, self.spent, fee_rate, slots=self.slots, policy=policy)
+
+
+def migration_slots_per_transaction(
+    contract: SlotContract, funding_inputs: int = 8, policy: Policy = DEFAULT_POLICY
+) -> int:
+    """How many old slots (each becoming one new slot of `contract`) fit in one migration transaction,
+    leaving room for `funding_inputs` funding coins and the change."""
+    per_slot = contract.slot_output_bytes + input_bytes(REFUND_UNLOCKING_MAX)
+    room = policy.max_transaction_bytes - tx_bytes([P2PKH_UNLOCKING_MAX] * funding_inputs, [25]) - 16
+    return max(1, room // per_slot)
+
+
+def prepare_migration(
+    slots: Sequence[Utxo],
+    new_contract: SlotContract,
+    reward: int,
+    change_address: str,
+    *,
+    fee_rate: FeeRate,
+    count: int | None = None,
+    funding: Sequence[Utxo] | None = None,
+    network: str | None = None,
+    policy: Policy = DEFAULT_POLICY,
+) -> UnsignedMigration:
+    """The unsigned migration of `slots` into new slots of `new_contract`, change to `change_address`.
+
+    Without `funding`, the old slots' money alone pays: as many new slots as it and the size limit allow (or
+    `count`). With `funding` (P2PKH coins, possibly none), each old slot becomes one new slot (or `count` in
+    all) and coins are added, largest first, until they pay for the new slots and the fee;
+    InsufficientFundsError when all of them do not."""
+    if not slots:
+        raise ValueError("nothing to migrate: no slots given")
+    change = parse_address(change_address, network).locking_script()
+    value = new_contract.slot_value(reward, fee_rate)
+    script = new_contract.locking_script
+
+    def size(slot_count: int, coins: int) -> int:
+        inputs = [REFUND_UNLOCKING_MAX] * len(slots) + [P2PKH_UNLOCKING_MAX] * coins
+        return tx_bytes(inputs, [len(script)] * slot_count + [len(change)])
+
+    chosen: list[Utxo] = []
+    if funding is not None:
+        wanted = len(slots) if count is None else count
+        if wanted < 1:
+            raise ValueError(f"a migration makes at least one slot, not {wanted}")
+        coins = sorted(funding, key=lambda utxo: utxo.satoshis, reverse=True)
+        while True:
+            total = sum(u.satoshis for u in slots) + sum(u.satoshis for u in chosen)
+            needed = wanted * value + fee_rate.fee_for(size(wanted, len(chosen)))
+            if total >= needed:
+                break
+            if len(chosen) == len(coins):
+                raise InsufficientFundsError(needed, total, "the migrated slots and the funding coins")
+            chosen.append(coins[len(chosen)])
+        if size(wanted, len(chosen)) > policy.max_transaction_bytes:
+            raise TransactionTooLargeError(
+                f"{wanted} new slots make a {size(wanted, len(chosen)):,}-byte transaction, over the "
+                f"{policy.max_transaction_bytes:,}-byte policy limit: migrate fewer slots at a time"
+            )
+    else:
+        total = sum(slot.satoshis for slot in slots)
+        size_limit = (
+            policy.max_transaction_bytes - tx_bytes([REFUND_UNLOCKING_MAX] * len(slots), [25]) - 8
+        ) // (new_contract.slot_output_bytes)
+        affordable = 0
+        while (
+            affordable < size_limit
+            and (affordable + 1) * value + fee_rate.fee_for(size(affordable + 1, 0)) <= total
+        ):
+            affordable += 1
+        wanted = affordable if count is None else count
+        if wanted < 1 or wanted > affordable:
+            needed = max(wanted, 1) * value + fee_rate.fee_for(size(max(wanted, 1), 0))
+            raise InsufficientFundsError(needed, total, "the migrated slots")
+    outputs = [(script, value)] * wanted
+    rest = total - wanted * value - fee_rate.fee_for(size(wanted, len(chosen)))
+    if rest >= DUST:
+        outputs.append((change, rest))
+    return UnsignedMigration((*slots, *chosen), tuple(outputs), admin_inputs=len(slots), slots=wanted)
+
+
 def build_migration(
     slots: Sequence[Utxo],
     admin: Key,
@@ -341,37 +469,19 @@ def build_migration(
     *,
     fee_rate: FeeRate,
     count: int | None = None,
+    funding: tuple[Sequence[Utxo], Key] | None = None,
     network: str | None = None,
     policy: Policy = DEFAULT_POLICY,
 ) -> BuiltTransaction:
-    """Move unused `slots` into new slots of `new_contract` (a newer model) in one transaction: as many
-    as the money and the size limit allow (or `count`), the rest to `change_address`."""
-    if not slots:
-        raise ValueError("nothing to migrate: no slots given")
-    change = parse_address(change_address, network).locking_script()
-    total = sum(slot.satoshis for slot in slots)
-    value = new_contract.slot_value(reward, fee_rate)
-    script = new_contract.locking_script
-
-    def fee_for(slot_count: int) -> int:
-        sizes = [len(script)] * slot_count + [len(change)]
-        return fee_rate.fee_for(tx_bytes([REFUND_UNLOCKING_MAX] * len(slots), sizes))
-
-    size_limit = (policy.max_transaction_bytes - tx_bytes([REFUND_UNLOCKING_MAX] * len(slots), [25]) - 8) // (
-        new_contract.slot_output_bytes
-    )
-    affordable = 0
-    while affordable < size_limit and (affordable + 1) * value + fee_for(affordable + 1) <= total:
-        affordable += 1
-    wanted = affordable if count is None else count
-    if wanted < 1 or wanted > affordable:
-        raise InsufficientFundsError(
-            max(wanted, 1) * value + fee_for(max(wanted, 1)), total, "the migrated slots"
-        )
-    outputs = [output(script, value) for _ in range(wanted)]
-    rest = total - wanted * value - fee_for(wanted)
-    if rest >= DUST:
-        outputs.append(output(change, rest))
-    tx = Transaction([unsigned_input(slot) for slot in slots], outputs, version=TX_VERSION)
-    _sign_admin_inputs(tx, admin)
-    return finish("migrate", tx, slots, fee_rate, slots=wanted, policy=policy)
+    """Move unused `slots` into new slots of `new_contract` (a newer model) in one transaction, signed by
+    `admin` and verified. Without `funding` the old slots' money alone pays (as many new slots as it allows,
+    or `count`); with `funding=(coins, funder)` the funder's P2PKH coins top it up so that every old slot
+    becomes a new one (or `count`). The rest goes to `change_address`. See `prepare_migration`."""
+    coins, funder = funding if funding is not None else (None, None)
+    unsigned = prepare_migration(
+        slots, new_contract, reward, change_address, fee_rate=fee_rate, count=count, funding=coins,
+        network=network, policy=policy,
+    )  # fmt: skip
+    tx = unsigned.transaction()
+    admin_signatures = [signature(tx, index, admin) for index in range(unsigned.admin_inputs)]
+    return unsigned.sign(admin_signatures, funder, fee_rate=fee_rate, policy=policy)

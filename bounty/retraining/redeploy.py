@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from bounty import chain, keys
 from bounty.models import Bounty, ModelVersion, Slot, Transaction
 from bounty.pipeline import TryLater, send
-from bounty.retraining.migration_tx import build_funded_migration, per_transaction
 from bounty.retraining.models import MigrationStep, Redeployment, RetrainingRun
 from contracts.chain import Utxo
 from contracts.errors import ChainError, ContractsError
 from contracts.fees import FeeRate
+from contracts.transactions import build_migration, migration_slots_per_transaction
 
 log = logging.getLogger(__name__)
 Step = MigrationStep.State
@@ -137,14 +138,19 @@ def store(step: MigrationStep, target: ModelVersion) -> None:
     old, new = contracts_for(step, target)
     operator, admin = keys.operator_key(), keys.admin_key()
     rate = FeeRate(bounty.fee_rate)
-    chunk = per_transaction(new)
+    chunk = migration_slots_per_transaction(new)
     built = []
     try:
         funding = chain.backend().utxos(operator.address)
         for start_at in range(0, len(slots), chunk):
             group = slots[start_at : start_at + chunk]
             utxos = [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, old.locking_script) for s in group]
-            tx = build_funded_migration(utxos, admin, new, bounty.reward, funding, operator, fee_rate=rate)
+            # A slot holds reward + claim fee; writing a new slot's script costs more than that in fee, so
+            # the operator wallet tops each migration up and every free slot becomes exactly one new slot.
+            tx = build_migration(
+                utxos, admin, new, bounty.reward, operator.address, fee_rate=rate,
+                funding=(funding, operator), network=settings.NETWORK,
+            )  # fmt: skip
             built.append((tx, group))
             used = {(u.txid, u.vout) for u in tx.spent}
             funding = [c for c in funding if (c.txid, c.vout) not in used]
