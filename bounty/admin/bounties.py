@@ -131,9 +131,9 @@ class BountyAdmin(admin.ModelAdmin):
     def left(self, obj: Bounty) -> int:
         return obj.slots_left()
 
-    @admin.display(description="deploy transactions")
+    @admin.display(description="deploy and migration transactions")
     def deploy_txids(self, obj: Bounty) -> str:
-        txs = obj.transactions.filter(kind="deploy").values_list("pk", "txid", "status")
+        txs = obj.transactions.filter(kind__in=("deploy", "migrate")).values_list("pk", "txid", "status")
         return (
             format_html_join("", '<div><a href="../../../transaction/{}/change/">{}</a> ({})</div>', txs)
             or "not deployed"

@@ -11,6 +11,7 @@ class Transaction(models.Model):
         DEPLOY = "deploy"
         CLAIM = "claim"
         REFUND = "refund"
+        MIGRATE = "migrate"  # old slots through the admin branch into slots of another model
 
     class Status(models.TextChoices):
         STORED = "stored"  # built and verified, not yet accepted by the chain

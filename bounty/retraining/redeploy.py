@@ -176,7 +176,7 @@ def store(step: MigrationStep, target: ModelVersion) -> None:
             return
         for tx, group in built:
             row = Transaction.objects.create(
-                txid=tx.txid, raw_hex=tx.hex, kind=Transaction.Kind.DEPLOY, bounty=bounty, fee=tx.fee
+                txid=tx.txid, raw_hex=tx.hex, kind=Transaction.Kind.MIGRATE, bounty=bounty, fee=tx.fee
             )
             Slot.objects.filter(pk__in=[s.pk for s in group]).update(spent_by=row)
 

@@ -49,6 +49,7 @@ class RedeployTestCase(ChainTestCase):
         migration = new[0].deploy_tx
         self.assertTrue(all(slot.deploy_tx == migration for slot in new))
         self.assertEqual(migration.status, Transaction.Status.BROADCAST)
+        self.assertEqual(migration.kind, Transaction.Kind.MIGRATE)
         contract = chain.bounty_contract(self.live)
         outputs = parse_transaction(chain.backend().get_transaction(migration.txid)).outputs
         for slot in new:
