@@ -8,10 +8,14 @@ back. The service then assembles the unlocking scripts (`<signature> OP_0`, the 
 whole transaction with the interpreter exactly as `contracts.transactions.build_refund` does, stores it and
 broadcasts it like any refund. The transaction has the same shape as `build_refund`'s: one output to the
 refund address, the fee computed for the largest signatures.
+
+Migrations of a redeployment wait the same way (`bounty.retraining.redeploy`: a step in the signing state);
+they share `inputs_to_sign`, `parse_signatures` and the page's table of preimages with refunds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bsv import Transaction as SdkTransaction
@@ -94,17 +98,30 @@ def free_slots(bounty: Bounty, slot_ids: list[int] | None = None) -> list[Slot]:
     return list(slots.order_by("pk"))
 
 
+def inputs_to_sign(preimages: Sequence[bytes], utxos: Sequence[Utxo], first: int = 0) -> list[InputToSign]:
+    """What the admin signs, one row per input: `preimages[i]` is that of the input spending `utxos[i]`;
+    rows are numbered from `first` (a page listing several transactions numbers them in signing order)."""
+    return [
+        InputToSign(first + index, f"{u.txid}:{u.vout}", u.satoshis, preimage.hex(), sha256d(preimage).hex())
+        for index, (preimage, u) in enumerate(zip(preimages, utxos, strict=True))
+    ]
+
+
+def parse_signatures(texts: Sequence[str], expected: int) -> list[bytes]:
+    """The pasted signatures (hex, one per input, in order) as bytes; SigningError if any is not hex or the
+    count is wrong."""
+    if len(texts) != expected:
+        raise SigningError(f"expected {expected} signature(s), got {len(texts)}")
+    try:
+        return [bytes.fromhex(text.strip()) for text in texts]
+    except ValueError:
+        raise SigningError("a signature is not hex") from None
+
+
 def prepare_refund(bounty: Bounty, to_address: str) -> UnsignedRefund:
     slots = free_slots(bounty)
     tx, utxos, fee = _unsigned(bounty, slots, to_address)
-    inputs = []
-    for index, utxo in enumerate(utxos):
-        preimage = tx.preimage(index)
-        inputs.append(
-            InputToSign(
-                index, f"{utxo.txid}:{utxo.vout}", utxo.satoshis, preimage.hex(), sha256d(preimage).hex()
-            )
-        )
+    inputs = inputs_to_sign([tx.preimage(index) for index in range(len(utxos))], utxos)
     return UnsignedRefund(
         bounty_id=bounty.pk,
         slot_ids=tuple(s.pk for s in slots),
@@ -124,14 +141,9 @@ def submit_signed_refund(
     slots = free_slots(bounty, slot_ids)
     if [s.pk for s in slots] != sorted(slot_ids):
         raise SigningError("some of these slots are no longer free: prepare the refund again")
-    if len(signatures) != len(slots):
-        raise SigningError(f"expected {len(slots)} signature(s), got {len(signatures)}")
+    parsed = parse_signatures(signatures, len(slots))
     tx, utxos, _ = _unsigned(bounty, slots, to_address)
-    for tx_input, text in zip(tx.inputs, signatures, strict=True):
-        try:
-            signature = bytes.fromhex(text.strip())
-        except ValueError:
-            raise SigningError("a signature is not hex") from None
+    for tx_input, signature in zip(tx.inputs, parsed, strict=True):
         tx_input.unlocking_script = Script(SlotContract.refund_unlocking(signature))
     try:
         built = finish("refund", tx, utxos, FeeRate(bounty.fee_rate))

@@ -9,4 +9,5 @@ urlpatterns = [
     path("readyz", views.readyz, name="ops-readyz"),
     path("ops/sign/", views.signing_index, name="ops-signing"),
     path("ops/sign/bounty/<int:pk>/refund/", views.signing_refund, name="ops-signing-refund"),
+    path("ops/sign/migration/<int:pk>/", views.signing_migration, name="ops-signing-migration"),
 ]

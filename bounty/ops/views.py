@@ -10,8 +10,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from bounty import chain
-from bounty.models import Bounty, Slot
+from bounty.models import Bounty, Slot, Transaction
 from bounty.ops import probes, signing
+from bounty.retraining import redeploy
+from bounty.retraining.models import MigrationStep
 
 
 @never_cache
@@ -43,14 +45,19 @@ def admin_key_on_server() -> bool:
 @staff_member_required
 @never_cache
 def signing_index(request: HttpRequest) -> HttpResponse:
-    """Bounties whose free slots an admin can refund (with an offline signature)."""
+    """Migrations waiting for the admin's signatures, and bounties whose free slots an admin can refund."""
     rows = []
     for bounty in Bounty.objects.exclude(state=Bounty.State.DRAFT).order_by("pk"):
         free = Slot.objects.filter(bounty=bounty, state=Slot.State.FREE)
         count = free.count()
         if count:
             rows.append((bounty, count, sum(free.values_list("satoshis", flat=True))))
-    context = {"rows": rows, "key_on_server": admin_key_on_server(), "network": settings.NETWORK}
+    waiting = MigrationStep.objects.filter(state=MigrationStep.State.SIGNING)
+    migrations = waiting.select_related("bounty", "from_version", "redeployment__target").order_by("pk")
+    context = {
+        "rows": rows, "migrations": migrations, "key_on_server": admin_key_on_server(),
+        "network": settings.NETWORK,
+    }  # fmt: skip
     return render(request, "ops/signing_index.html", context)
 
 
@@ -83,3 +90,29 @@ def signing_refund(request: HttpRequest, pk: int) -> HttpResponse:
         context.setdefault("error", str(error))
         status = 400 if request.method == "POST" else 200
     return render(request, "ops/signing_refund.html", context, status=status)
+
+
+@staff_member_required
+@never_cache
+def signing_migration(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: a redeployment's migration of one bounty, one preimage per old slot; POST: the signatures,
+    verified and stored, then broadcast and the bounty moved to the new model as any migration is."""
+    steps = MigrationStep.objects.select_related("bounty", "from_version", "redeployment__target")
+    step = get_object_or_404(steps, pk=pk)
+    context: dict = {"step": step, "network": settings.NETWORK}
+    status = 200
+    if request.method == "POST":
+        try:
+            redeploy.accept_signatures(step, request.POST.get("signatures", "").split())
+        except signing.SigningError as error:
+            context["error"], status = str(error), 400
+        else:
+            redeploy.process(step.redeployment)
+            step.refresh_from_db()
+            context["transactions"] = Transaction.objects.filter(txid__in=step.txids).order_by("pk")
+            return render(request, "ops/signing_migration_done.html", context)
+    try:
+        context["migration"] = redeploy.to_sign(step)
+    except signing.SigningError as error:
+        context.setdefault("error", str(error))
+    return render(request, "ops/signing_migration.html", context, status=status)

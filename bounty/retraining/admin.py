@@ -68,7 +68,12 @@ class RedeploymentAdmin(admin.ModelAdmin):
         )
         obj.pk = created.pk
         waiting = redeploy.resume()
-        note = " Some bounties wait for claims in flight; beat finishes them." if waiting else ""
+        note = (
+            " Some bounties wait for claims in flight (beat finishes them) or for the admin's signatures at"
+            " /ops/sign/."
+            if waiting
+            else ""
+        )
         self.message_user(request, f"{obj.target.name} is active again.{note}", messages.SUCCESS)
 
 

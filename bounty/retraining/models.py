@@ -126,12 +126,15 @@ class MigrationStep(models.Model):
     pending -> draining (bounty paused; waits while claims hold reserved slots) -> taken (its free slots are
     marked spent by this step) -> stored (migration transactions built, verified and stored) -> broadcast
     (the chain has them) -> done (new slots recorded, the bounty switched to the target model).
+    With the admin key off the server, taken -> signing (unsigned migrations prepared, waiting for an admin
+    to sign them at /ops/sign/) -> stored once the pasted signatures verify.
     """
 
     class State(models.TextChoices):
         PENDING = "pending"
         DRAINING = "draining"
         TAKEN = "taken"
+        SIGNING = "signing"  # waiting for the admin's signatures (admin key off the server)
         STORED = "stored"
         BROADCAST = "broadcast"
         DONE = "done"
@@ -144,6 +147,9 @@ class MigrationStep(models.Model):
     was_paused = models.BooleanField(default=False)
     slot_ids = models.JSONField(default=list, blank=True, help_text="old slots this step spends")
     txids = models.JSONField(default=list, blank=True, help_text="migration transactions, in broadcast order")
+    unsigned = models.JSONField(
+        default=list, blank=True, help_text="migrations prepared for an admin to sign offline"
+    )
     new_slots = models.PositiveIntegerField(default=0)
     fee = models.PositiveBigIntegerField(default=0)
     bytes = models.PositiveBigIntegerField(default=0)

@@ -4,12 +4,17 @@ Each bounty is one MigrationStep whose state is written before the work it allow
 finished by running `resume()` again, never by guessing: slots are taken by conditional updates, migration
 transactions are stored before they are broadcast and rebroadcast by txid (the chain answers "already
 known"), and new slots are recorded with get-or-create on their outpoint. Slots reserved by a claim in flight
-are left alone: the bounty is paused for new claims and the step waits until those claims finish.
+are left alone: the bounty is paused for new claims and the step waits until those claims finish. With the
+admin key off the server (ADMIN_PUBKEY, no ADMIN_KEY) a step waits for an admin's signatures instead of
+signing: its migrations are prepared unsigned and shown at /ops/sign/, like refunds.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
@@ -17,16 +22,25 @@ from django.utils import timezone
 
 from bounty import chain, keys
 from bounty.models import Bounty, ModelVersion, Slot, Transaction
+from bounty.ops import signing
 from bounty.pipeline import TryLater, send
 from bounty.retraining.models import MigrationStep, Redeployment, RetrainingRun
 from contracts.chain import Utxo
 from contracts.errors import ChainError, ContractsError
 from contracts.fees import FeeRate
-from contracts.transactions import build_migration, migration_slots_per_transaction
+from contracts.slot import SlotContract
+from contracts.transactions import (
+    BuiltTransaction,
+    UnsignedMigration,
+    build_migration,
+    migration_slots_per_transaction,
+    prepare_migration,
+)
 
 log = logging.getLogger(__name__)
 Step = MigrationStep.State
 FINAL = (Step.DONE, Step.FAILED)
+T = TypeVar("T")
 
 
 def start(target: ModelVersion, kind: str, reason: str, run: RetrainingRun | None = None) -> Redeployment:
@@ -61,6 +75,9 @@ def process(redeployment: Redeployment) -> bool:
     for step in redeployment.steps.exclude(state__in=FINAL).select_related("bounty", "from_version"):
         if superseded and step.state in (Step.PENDING, Step.DRAINING):
             abandon(step, "superseded: another version became active before this bounty moved")
+            continue
+        if superseded and step.state == Step.SIGNING:
+            give_back(step, Step.SIGNING, "superseded: another version became active before it was signed")
             continue
         try:
             advance(step, target)
@@ -119,7 +136,7 @@ def take(step: MigrationStep) -> None:
             step.refresh_from_db()
 
 
-def contracts_for(step: MigrationStep, target: ModelVersion):  # type: ignore[no-untyped-def]
+def contracts_for(step: MigrationStep, target: ModelVersion) -> tuple[SlotContract, SlotContract]:
     bounty = step.bounty
     old = chain.slot_contract(
         step.from_version.artifact, bounty.digit, bounty.operator_pubkey, bounty.admin_pubkey
@@ -128,23 +145,52 @@ def contracts_for(step: MigrationStep, target: ModelVersion):  # type: ignore[no
     return old, new
 
 
-def store(step: MigrationStep, target: ModelVersion) -> None:
-    """Build and verify the migration transaction(s) and store them before any broadcast."""
-    bounty = step.bounty
+def slot_groups(
+    step: MigrationStep, old: SlotContract, new: SlotContract
+) -> list[tuple[list[Slot], list[Utxo]]]:
+    """The step's slots in groups that fit one migration transaction each, with their outputs."""
     slots = list(Slot.objects.filter(pk__in=step.slot_ids).select_related("deploy_tx").order_by("pk"))
-    if not slots:
+    chunk = migration_slots_per_transaction(new)
+    groups = []
+    for start_at in range(0, len(slots), chunk):
+        group = slots[start_at : start_at + chunk]
+        groups.append(
+            (group, [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, old.locking_script) for s in group])
+        )
+    return groups
+
+
+def building(step: MigrationStep, build: Callable[[], T]) -> T | None:
+    """Run `build`; a transient chain error is retried later, any other failure gives the slots back."""
+    try:
+        return build()
+    except ChainError as error:
+        if not error.permanent:
+            raise TryLater(str(error)) from error
+        give_back(step, step.state, f"could not build the migration: {error}")
+    except (ContractsError, ValueError) as error:
+        give_back(step, step.state, f"could not build the migration: {error}")
+    return None
+
+
+def store(step: MigrationStep, target: ModelVersion) -> None:
+    """Build and verify the migration transaction(s) and store them before any broadcast. With the admin
+    key off this server, prepare them unsigned instead and wait for an admin (`prepare_for_signing`)."""
+    if not step.slot_ids:
         step.advance(Step.TAKEN, Step.BROADCAST) or step.refresh_from_db()
         return
+    if not keys.admin_key_on_server():
+        prepare_for_signing(step, target)
+        return
+    bounty = step.bounty
     old, new = contracts_for(step, target)
     operator, admin = keys.operator_key(), keys.admin_key()
     rate = FeeRate(bounty.fee_rate)
-    chunk = migration_slots_per_transaction(new)
-    built = []
-    try:
+
+    def build() -> list[tuple[BuiltTransaction, list[Slot]]]:
+        built = []
         funding = chain.backend().utxos(operator.address)
-        for start_at in range(0, len(slots), chunk):
-            group = slots[start_at : start_at + chunk]
-            utxos = [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, old.locking_script) for s in group]
+        for group, utxos in slot_groups(step, old, new):
             # A slot holds reward + claim fee; writing a new slot's script costs more than that in fee, so
             # the operator wallet tops each migration up and every free slot becomes exactly one new slot.
             tx = build_migration(
@@ -157,28 +203,149 @@ def store(step: MigrationStep, target: ModelVersion) -> None:
             outputs = tx.outputs()
             if len(outputs) > len(group):
                 funding.append(outputs[len(group)])  # the change, spendable unconfirmed by the next one
-    except ChainError as error:
-        if not error.permanent:
-            raise TryLater(str(error)) from error
-        give_back(step, Step.TAKEN, f"could not build the migration: {error}")
-        return
-    except (ContractsError, ValueError) as error:
-        give_back(step, Step.TAKEN, f"could not build the migration: {error}")
-        return
+        return built
+
+    built = building(step, build)
+    if built is not None:
+        record(step, Step.TAKEN, built)
+
+
+def record(step: MigrationStep, frm: str, built: list[tuple[BuiltTransaction, list[Slot]]]) -> bool:
+    """Store the verified migrations and mark the old slots spent by them, as one change; False if another
+    process moved the step first."""
     with transaction.atomic():
         moved = step.advance(
-            Step.TAKEN, Step.STORED, txids=[tx.txid for tx, _ in built], new_slots=len(slots),
-            fee=sum(tx.fee for tx, _ in built), bytes=sum(tx.size for tx, _ in built),
+            frm, Step.STORED, txids=[tx.txid for tx, _ in built], unsigned=[], detail="",
+            new_slots=sum(len(tx.slots) for tx, _ in built), fee=sum(tx.fee for tx, _ in built),
+            bytes=sum(tx.size for tx, _ in built),
         )  # fmt: skip
         if not moved:
             transaction.set_rollback(True)
             step.refresh_from_db()
-            return
+            return False
         for tx, group in built:
             row = Transaction.objects.create(
-                txid=tx.txid, raw_hex=tx.hex, kind=Transaction.Kind.MIGRATE, bounty=bounty, fee=tx.fee
+                txid=tx.txid, raw_hex=tx.hex, kind=Transaction.Kind.MIGRATE, bounty=step.bounty, fee=tx.fee
             )
             Slot.objects.filter(pk__in=[s.pk for s in group]).update(spent_by=row)
+    return True
+
+
+# -- the admin key off the server: migrations wait for an admin's signatures at /ops/sign/ -----------------
+
+
+def prepare_for_signing(step: MigrationStep, target: ModelVersion) -> None:
+    """Prepare the unsigned migrations (funding coins chosen now) and keep them on the step until an admin
+    signs them. Unsigned, a migration has no txid yet, so a second one cannot spend the first one's change:
+    each takes other coins of the operator wallet."""
+    bounty = step.bounty
+    old, new = contracts_for(step, target)
+    operator = keys.operator_key()
+    rate = FeeRate(bounty.fee_rate)
+
+    def prepare() -> list[dict[str, Any]]:
+        prepared = []
+        funding = chain.backend().utxos(operator.address)
+        for group, utxos in slot_groups(step, old, new):
+            unsigned = prepare_migration(
+                utxos, new, bounty.reward, operator.address, fee_rate=rate, funding=funding,
+                network=settings.NETWORK,
+            )  # fmt: skip
+            used = {(u.txid, u.vout) for u in unsigned.spent}
+            funding = [c for c in funding if (c.txid, c.vout) not in used]
+            change = unsigned.outputs[unsigned.slots][1] if len(unsigned.outputs) > unsigned.slots else 0
+            prepared.append(
+                {
+                    "slot_ids": [s.pk for s in group],
+                    "spent": [[u.txid, u.vout, u.satoshis] for u in unsigned.spent],
+                    "slots": unsigned.slots,
+                    "slot_value": unsigned.outputs[0][1],
+                    "change": change,
+                }
+            )
+        return prepared
+
+    prepared = building(step, prepare)
+    if prepared is not None:
+        detail = "waiting for an admin to sign the migration at /ops/sign/"
+        step.advance(Step.TAKEN, Step.SIGNING, unsigned=prepared, detail=detail) or step.refresh_from_db()
+
+
+def unsigned_migrations(step: MigrationStep) -> list[tuple[UnsignedMigration, list[int]]]:
+    """The step's prepared migrations, rebuilt exactly (so the same preimages), with their old slots' ids."""
+    old, new = contracts_for(step, step.redeployment.target)
+    wallet = keys.operator_key().locking_script()
+    migrations = []
+    for entry in step.unsigned:
+        admin_inputs = len(entry["slot_ids"])
+        spent = tuple(
+            Utxo(txid, vout, satoshis, old.locking_script if index < admin_inputs else wallet)
+            for index, (txid, vout, satoshis) in enumerate(entry["spent"])
+        )
+        outputs = ((new.locking_script, entry["slot_value"]),) * entry["slots"]
+        if entry["change"]:
+            outputs += ((wallet, entry["change"]),)
+        migrations.append(
+            (UnsignedMigration(spent, outputs, admin_inputs, entry["slots"]), entry["slot_ids"])
+        )
+    return migrations
+
+
+@dataclass(frozen=True)
+class MigrationToSign:
+    """What the signing page shows for a step waiting for the admin."""
+
+    step: MigrationStep
+    inputs: list[signing.InputToSign]  # every old slot of every transaction, in signing order
+    transactions: int
+    new_slots: int
+    slot_value: int
+    from_wallet: int  # satoshis the operator wallet adds
+    fee: int
+    admin_pubkey: str
+
+
+def to_sign(step: MigrationStep) -> MigrationToSign:
+    if step.state != Step.SIGNING:
+        raise signing.SigningError(f"this migration is {step.state}, not waiting for signatures")
+    migrations = unsigned_migrations(step)
+    inputs: list[signing.InputToSign] = []
+    for unsigned, _ in migrations:
+        admin_spent = unsigned.spent[: unsigned.admin_inputs]
+        inputs += signing.inputs_to_sign(unsigned.admin_preimages(), admin_spent, first=len(inputs))
+    spent = [u for unsigned, _ in migrations for u in unsigned.spent]
+    wallet = [u for unsigned, _ in migrations for u in unsigned.spent[unsigned.admin_inputs :]]
+    outputs = [value for unsigned, _ in migrations for _, value in unsigned.outputs]
+    return MigrationToSign(
+        step=step, inputs=inputs, transactions=len(migrations),
+        new_slots=sum(unsigned.slots for unsigned, _ in migrations),
+        slot_value=migrations[0][0].outputs[0][1] if migrations else 0,
+        from_wallet=sum(u.satoshis for u in wallet),
+        fee=sum(u.satoshis for u in spent) - sum(outputs), admin_pubkey=step.bounty.admin_pubkey,
+    )  # fmt: skip
+
+
+def accept_signatures(step: MigrationStep, texts: list[str]) -> MigrationStep:
+    """Put the admin's signatures (hex, one per old slot, in the page's order) in place, sign the wallet's
+    inputs, verify every transaction and store them (signing -> stored). Broadcasting and completing are the
+    usual steps (`process`, or beat's `resume`). SigningError when anything does not verify: nothing
+    changes."""
+    if step.state != Step.SIGNING:
+        raise signing.SigningError(f"this migration is {step.state}, not waiting for signatures")
+    migrations = unsigned_migrations(step)
+    parsed = signing.parse_signatures(texts, sum(unsigned.admin_inputs for unsigned, _ in migrations))
+    operator, rate = keys.operator_key(), FeeRate(step.bounty.fee_rate)
+    built = []
+    for unsigned, slot_ids in migrations:
+        mine, parsed = parsed[: unsigned.admin_inputs], parsed[unsigned.admin_inputs :]
+        try:
+            tx = unsigned.sign(mine, operator, fee_rate=rate)
+        except (ContractsError, ValueError) as error:
+            raise signing.SigningError(f"the signed migration does not verify: {error}") from error
+        built.append((tx, list(Slot.objects.filter(pk__in=slot_ids))))
+    if not record(step, Step.SIGNING, built):
+        raise signing.SigningError(f"this migration is {step.state} now: nothing was stored")
+    return step
 
 
 def broadcast(step: MigrationStep) -> None:

@@ -35,4 +35,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(f"run #{run.pk}: {run.state} in {run.seconds or 0:.1f} s: {run.reason}")
         for redeployment in running:
-            self.stdout.write(f"redeployment #{redeployment.pk} is waiting; beat resumes it")
+            self.stdout.write(
+                f"redeployment #{redeployment.pk} is waiting for claims in flight (beat resumes it) "
+                "or for the admin's signatures at /ops/sign/"
+            )

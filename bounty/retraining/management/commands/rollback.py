@@ -30,5 +30,5 @@ class Command(BaseCommand):
         steps = redeployment.steps.all()
         self.stdout.write(
             f"rolled back to {version.name}: {sum(s.state == 'done' for s in steps)} bounty(ies) moved"
-            + (f", {len(waiting)} redeployment(s) waiting for claims in flight" if waiting else "")
+            + (f", {len(waiting)} waiting (claims in flight or the admin's signatures)" if waiting else "")
         )
