@@ -142,12 +142,18 @@ class ChainTestCase(BaseTestCase):
         self.live = self.create_bounty(digit=7, slots=3)
 
     def create_bounty(self, digit: int, slots: int, reward: int = 1000, **fields: object) -> Bounty:
-        cost = chain.claim_cost(self.version, digit, settings.FEE_RATE)
-        operator, admin = chain.public_keys()
-        bounty = Bounty.objects.create(
-            digit=digit, reward=reward, slot_count=slots, model_version=self.version,
-            fee_rate=settings.FEE_RATE, claim_fee=cost["claim_fee"], operator_pubkey=operator,
-            admin_pubkey=admin, **fields,
-        )  # fmt: skip
-        fund_and_deploy(bounty)
-        return bounty
+        return deployed_bounty(self.version, digit, slots, reward, **fields)
+
+
+def deployed_bounty(
+    version: ModelVersion, digit: int, slots: int, reward: int = 1000, **fields: object
+) -> Bounty:
+    """A bounty locked to the configured operator and admin keys, funded by the operator wallet, deployed."""
+    cost = chain.claim_cost(version, digit, settings.FEE_RATE)
+    operator, admin = chain.public_keys()
+    bounty = Bounty.objects.create(
+        digit=digit, reward=reward, slot_count=slots, model_version=version, fee_rate=settings.FEE_RATE,
+        claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin, **fields,
+    )  # fmt: skip
+    fund_and_deploy(bounty)
+    return bounty

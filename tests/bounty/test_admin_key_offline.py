@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from bounty_testing import model_artifact
-from django.conf import settings
+from bounty_testing import deployed_bounty, model_artifact
 
 from bounty import chain, keys
 from bounty.checks import check_keys
-from bounty.funding import FundingError, fund_and_deploy, refund_unused
+from bounty.funding import FundingError, refund_unused
 from bounty.models import Bounty, ModelVersion
 from contracts.keys import Key
 
@@ -36,13 +35,7 @@ def test_it_passes_the_key_checks_without_the_admin_key(admin_offline):  # type:
 def test_bounties_are_locked_to_the_offline_admin_and_refunds_wait(admin_offline):  # type: ignore[no-untyped-def]
     version = ModelVersion.register(model_artifact(), name="offline-admin", activate=True)
     chain.faucet(chain.operator_address(), 1_000_000)
-    cost = chain.claim_cost(version, 7, settings.FEE_RATE)
-    operator, admin = chain.public_keys()
-    bounty = Bounty.objects.create(
-        digit=7, reward=1000, slot_count=2, model_version=version, fee_rate=settings.FEE_RATE,
-        claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
-    )  # fmt: skip
-    fund_and_deploy(bounty)
+    bounty = deployed_bounty(version, digit=7, slots=2)
     assert bounty.admin_pubkey == admin_offline.public_key.hex()
     assert bounty.slots.filter(state="free").count() == 2
     with pytest.raises(FundingError, match="/ops/sign/"):

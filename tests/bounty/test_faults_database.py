@@ -14,7 +14,6 @@ from django.db import InterfaceError, OperationalError, connection
 from test_faults_invariants import check_invariants
 
 from bounty import chain, images, pipeline, tasks
-from bounty.funding import fund_and_deploy
 from bounty.models import Bounty, ModelVersion, Slot, Submission
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,18 +33,11 @@ def drop_connection() -> None:
 
 @pytest.fixture
 def bounty(settings) -> Bounty:  # type: ignore[no-untyped-def]
-    from bounty_testing import model_artifact
+    from bounty_testing import deployed_bounty, model_artifact
 
     version = ModelVersion.register(model_artifact(), name="db-faults", activate=True)
     chain.faucet(chain.operator_address(), 1_000_000)
-    cost = chain.claim_cost(version, 7, settings.FEE_RATE)
-    operator, admin = chain.public_keys()
-    bounty = Bounty.objects.create(
-        digit=7, reward=1000, slot_count=2, model_version=version, fee_rate=settings.FEE_RATE,
-        claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
-    )  # fmt: skip
-    fund_and_deploy(bounty)
-    return bounty
+    return deployed_bounty(version, digit=7, slots=2)
 
 
 def submission_for(bounty: Bounty, nth: int) -> Submission:
