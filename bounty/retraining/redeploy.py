@@ -300,7 +300,7 @@ class MigrationToSign:
     transactions: int
     new_slots: int
     slot_value: int
-    from_wallet: int  # satoshis the operator wallet adds
+    from_wallet: int  # what the operator wallet pays, net of the change it gets back
     fee: int
     admin_pubkey: str
 
@@ -316,11 +316,12 @@ def to_sign(step: MigrationStep) -> MigrationToSign:
     spent = [u for unsigned, _ in migrations for u in unsigned.spent]
     wallet = [u for unsigned, _ in migrations for u in unsigned.spent[unsigned.admin_inputs :]]
     outputs = [value for unsigned, _ in migrations for _, value in unsigned.outputs]
+    change = [value for unsigned, _ in migrations for _, value in unsigned.outputs[unsigned.slots :]]
     return MigrationToSign(
         step=step, inputs=inputs, transactions=len(migrations),
         new_slots=sum(unsigned.slots for unsigned, _ in migrations),
         slot_value=migrations[0][0].outputs[0][1] if migrations else 0,
-        from_wallet=sum(u.satoshis for u in wallet),
+        from_wallet=sum(u.satoshis for u in wallet) - sum(change),
         fee=sum(u.satoshis for u in spent) - sum(outputs), admin_pubkey=step.bounty.admin_pubkey,
     )  # fmt: skip
 

@@ -117,6 +117,8 @@ class OfflineAdminMigrationTestCase(BaseTestCase):
         to_sign = redeploy.to_sign(step)
         self.assertEqual(len(to_sign.inputs), 2)
         self.assertEqual(to_sign.admin_pubkey, ADMIN.public_key.hex())
+        old_money = sum(i.satoshis for i in to_sign.inputs)
+        self.assertEqual(old_money + to_sign.from_wallet, 2 * to_sign.slot_value + to_sign.fee)
         self.assertGreater(to_sign.from_wallet, 0, "the operator wallet tops the migration up")
         for item in to_sign.inputs:
             self.assertContains(page, item.preimage)
