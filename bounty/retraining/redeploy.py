@@ -148,7 +148,7 @@ def contracts_for(step: MigrationStep, target: ModelVersion) -> tuple[SlotContra
 def slot_groups(
     step: MigrationStep, old: SlotContract, new: SlotContract
 ) -> list[tuple[list[Slot], list[Utxo]]]:
-    """The step's slots in groups that fit one migration transaction each, with their outputs."""
+    """The step's slots in groups that fit one migration transaction each, with the outputs they are."""
     slots = list(Slot.objects.filter(pk__in=step.slot_ids).select_related("deploy_tx").order_by("pk"))
     chunk = migration_slots_per_transaction(new)
     groups = []

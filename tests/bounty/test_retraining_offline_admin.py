@@ -5,12 +5,11 @@ local ledger; the test signs with the admin Key as the offline admin would."""
 
 from __future__ import annotations
 
-from bounty_testing import BaseTestCase, mnist_pixels, model_artifact
+from bounty_testing import BaseTestCase, deployed_bounty, mnist_pixels, model_artifact
 from django.conf import settings
 from test_retraining_redeploy import newer_artifact
 
 from bounty import chain, keys
-from bounty.funding import fund_and_deploy
 from bounty.models import Bounty, ModelVersion, Slot, Transaction
 from bounty.ops import signing
 from bounty.retraining import redeploy
@@ -39,13 +38,7 @@ class OfflineAdminMigrationTestCase(BaseTestCase):
         self.version = ModelVersion.register(model_artifact(), name="test-model", activate=True)
         self.newer = ModelVersion.register(newer_artifact(str(settings.MEDIA_ROOT)), name="newer")
         chain.faucet(chain.operator_address(), 5_000_000)
-        cost = chain.claim_cost(self.version, 7, settings.FEE_RATE)
-        operator, admin = chain.public_keys()
-        self.live = Bounty.objects.create(
-            digit=7, reward=1000, slot_count=3, model_version=self.version, fee_rate=settings.FEE_RATE,
-            claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
-        )  # fmt: skip
-        fund_and_deploy(self.live)
+        self.live = deployed_bounty(self.version, digit=7, slots=3)
         self.assertFalse(keys.admin_key_on_server())
         self.assertEqual(self.live.admin_pubkey, ADMIN.public_key.hex())
 
