@@ -70,7 +70,10 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = envstr("DATABASE_URL", f"sqlite:///{BASE_DIR / 'var' / 'bounty.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))}
+try:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))}
+except (ValueError, dj_database_url.UnknownSchemeError) as error:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a database URL ({error})") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, workers and beat share one file: WAL lets readers run beside the writer, IMMEDIATE transactions
     # take the write lock up front instead of failing on upgrade, and the timeout waits out short writes.

@@ -43,3 +43,18 @@ def test_it_names_an_unreadable_secret_file(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("ADMIN_KEY_FILE", str(tmp_path / "missing"))
     with pytest.raises(ImproperlyConfigured, match="ADMIN_KEY_FILE"):
         envsecret("ADMIN_KEY")
+
+
+def test_it_names_a_database_url_it_cannot_read() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    environment = {**os.environ, "DATABASE_URL": "nonsense"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=root, env=environment, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: DATABASE_URL is not a database URL" in result.stderr
