@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bitcoinx
 import numpy as np
 from bitcoinx import InterpreterLimits, MinerPolicy, TxInputContext, TxOutput
 
+from contracts.chain import Utxo
+from contracts.fees import FeeRate
 from contracts.keys import Key
 from contracts.ledger import NULL_TXID, LocalLedger
 from contracts.model import IntegerModel
+from contracts.slot import SlotContract
+from contracts.transactions import build_deploy
 from contracts.txverify import parse_transaction
 
 # Fixed test keys (testnet, never funded anywhere real) so failures are reproducible.
@@ -70,3 +76,20 @@ def sample_images(model: IntegerModel, count: int = 400, seed: int = 1) -> tuple
     predictions = np.array([int(model.predict(image)) for image in images])
     digit = int(np.bincount(predictions).argmax())
     return digit, images[predictions == digit], images[predictions != digit]
+
+
+def funded_ledger(folder: Path, rate: FeeRate, sats: int = 200_000) -> LocalLedger:
+    """A fresh ledger in `folder` whose faucet has given ALICE `sats`."""
+    ledger = LocalLedger(folder, fee_rate=rate)
+    ledger.fund(ALICE.address, sats)
+    return ledger
+
+
+def deployed_slots(
+    ledger: LocalLedger, contract: SlotContract, reward: int, count: int, rate: FeeRate
+) -> list[Utxo]:
+    """`count` slots of `contract` deployed from ALICE's coins and mined."""
+    [deploy] = build_deploy(contract, reward, count, ledger.utxos(ALICE.address), ALICE, fee_rate=rate)
+    ledger.broadcast(deploy.raw)
+    ledger.mine()
+    return list(deploy.slots)

@@ -12,6 +12,8 @@ from ledger_helpers import (
     BOB,
     MALLORY,
     OPERATOR,
+    deployed_slots,
+    funded_ledger,
     reverify_ledger_with_bitcoinx,
     sample_images,
     small_model,
@@ -27,7 +29,6 @@ from contracts.transactions import (
     P2PKH_UNLOCKING_MAX,
     REFUND_UNLOCKING_MAX,
     build_claim,
-    build_deploy,
     build_migration,
     input_bytes,
     migration_slots_per_transaction,
@@ -47,17 +48,12 @@ NEW = SlotContract.from_model(NEWER, DIGIT, OPERATOR.public_key, ADMIN.public_ke
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> LocalLedger:
-    ledger = LocalLedger(tmp_path / "ledger", fee_rate=RATE)
-    ledger.fund(ALICE.address, 200_000)
-    return ledger
+    return funded_ledger(tmp_path / "ledger", RATE)
 
 
 @pytest.fixture
 def slots(ledger: LocalLedger) -> list[Utxo]:
-    [deploy] = build_deploy(OLD, OLD_REWARD, 4, ledger.utxos(ALICE.address), ALICE, fee_rate=RATE)
-    ledger.broadcast(deploy.raw)
-    ledger.mine()
-    return list(deploy.slots)
+    return deployed_slots(ledger, OLD, OLD_REWARD, 4, RATE)
 
 
 def test_the_old_slots_alone_cannot_pay_for_the_new_ones(slots: list[Utxo]) -> None:

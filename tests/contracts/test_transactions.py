@@ -19,6 +19,8 @@ from ledger_helpers import (
     BOB,
     MALLORY,
     OPERATOR,
+    deployed_slots,
+    funded_ledger,
     reverify_ledger_with_bitcoinx,
     sample_images,
     small_model,
@@ -52,17 +54,12 @@ CONTRACT = SlotContract.from_model(MODEL, DIGIT, OPERATOR.public_key, ADMIN.publ
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> LocalLedger:
-    ledger = LocalLedger(tmp_path / "ledger", fee_rate=RATE)
-    ledger.fund(ALICE.address, 200_000)
-    return ledger
+    return funded_ledger(tmp_path / "ledger", RATE)
 
 
 @pytest.fixture
 def slots(ledger: LocalLedger) -> list[Utxo]:
-    [deploy] = build_deploy(CONTRACT, REWARD, 4, ledger.utxos(ALICE.address), ALICE, fee_rate=RATE)
-    ledger.broadcast(deploy.raw)
-    ledger.mine()
-    return list(deploy.slots)
+    return deployed_slots(ledger, CONTRACT, REWARD, 4, RATE)
 
 
 def expect_ledger_rejects(ledger: LocalLedger, raw: bytes, code: str) -> TransactionRejected:
