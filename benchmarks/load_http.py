@@ -19,27 +19,20 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from service_stack import ROOT, Stack, free_port, service_stack
+
 MAX_SUBMISSIONS = 500
 MAX_CONCURRENCY = 64
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen) -> None:
@@ -72,48 +65,15 @@ def main() -> int:
     if not 1 <= args.submissions <= MAX_SUBMISSIONS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
         parser.error(f"--submissions 1..{MAX_SUBMISSIONS}, --concurrency 1..{MAX_CONCURRENCY}")
 
-    work = Path(tempfile.mkdtemp(prefix="bounty-load-"))
-    redis_port, http_port = free_port(), free_port()
-    environment = {
-        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{work / 'load.sqlite3'}"),
-        "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "VAR_DIR": str(work),
-        "LEDGER_DIR": str(work / "ledger"),
-        "MEDIA_ROOT": str(work / "media"),
-        "KEYS_DIR": str(work / "keys"),
-        "CHAIN_BACKEND": "local",
-        "NETWORK": "regtest",
-        "RATE_LIMIT_PER_ADDRESS": "0",  # every request comes from 127.0.0.1
-        "RATE_LIMIT_PER_IP": "0",
-        "DEBUG": "1",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "bounty.settings",
-        "PYTHONPATH": str(ROOT),
-    }
-    os.environ.update(environment)
-    sys.path.insert(0, str(ROOT))
-    started: list[subprocess.Popen] = []
-    log = open(work / "services.log", "ab")  # noqa: SIM115  (closed at exit)
-    try:
-        redis = ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""]
-        started.append(subprocess.Popen([*redis, "--dir", str(work)], stdout=log, stderr=subprocess.STDOUT))
-        return run(args, work, http_port, started, log)
-    except RuntimeError as error:
-        print(f"error: {error}; see {work / 'services.log'}", file=sys.stderr)
-        return 2
-    finally:
-        for process in reversed(started):
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+    with service_stack("bounty-load-", DEBUG="1", LOG_LEVEL="WARNING") as stack:
+        try:
+            return run(args, stack, free_port())
+        except RuntimeError as error:
+            print(f"error: {error}; see {stack.work / 'services.log'}", file=sys.stderr)
+            return 2
 
 
-def run(args: argparse.Namespace, work: Path, http_port: int, started: list[subprocess.Popen], log) -> int:  # type: ignore[no-untyped-def]
+def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
     import django
 
     django.setup()
@@ -158,7 +118,7 @@ def run(args: argparse.Namespace, work: Path, http_port: int, started: list[subp
         command = [sys.executable, "-m", "celery", "-A", "bounty", "worker", "--concurrency", "1"]
         command += ["--loglevel", "WARNING", "--hostname", f"load{number}@%h", "--without-gossip"]
         command += ["--without-mingle", "--without-heartbeat"]
-        started.append(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        stack.start(command, cwd=ROOT)
     gunicorn = [
         sys.executable,
         "-m",
@@ -168,8 +128,7 @@ def run(args: argparse.Namespace, work: Path, http_port: int, started: list[subp
         f"127.0.0.1:{http_port}",
     ]
     gunicorn += ["--workers", "2", "--threads", "4", "--timeout", "60"]
-    started.append(subprocess.Popen(gunicorn, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
-    wait_for_port(http_port, 60, started[-1])
+    wait_for_port(http_port, 60, stack.start(gunicorn, cwd=ROOT))
     from bounty.celery import app
 
     deadline = time.monotonic() + 60

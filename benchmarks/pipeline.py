@@ -16,22 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from service_stack import ROOT, Stack, service_stack
 
 
 def main() -> int:
@@ -42,56 +32,11 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bounty-bench-"))
-    port = free_port()
-    environment = {
-        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{work / 'bench.sqlite3'}"),
-        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-        "VAR_DIR": str(work),
-        "LEDGER_DIR": str(work / "ledger"),
-        "MEDIA_ROOT": str(work / "media"),
-        "KEYS_DIR": str(work / "keys"),
-        "CHAIN_BACKEND": "local",
-        "NETWORK": "regtest",
-        "RATE_LIMIT_PER_ADDRESS": "0",
-        "RATE_LIMIT_PER_IP": "0",
-        "DJANGO_SETTINGS_MODULE": "bounty.settings",
-        "PYTHONPATH": str(ROOT),
-    }
-    os.environ.update(environment)
-    sys.path.insert(0, str(ROOT))
-    started: list[subprocess.Popen] = []
-    log = open(work / "services.log", "ab")  # noqa: SIM115
-    try:
-        started.append(
-            subprocess.Popen(
-                [
-                    "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--dir",
-                    str(work),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        return run(args, work, started, log)
-    finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with service_stack("bounty-bench-") as stack:
+        return run(args, stack)
 
 
-def run(args: argparse.Namespace, work: Path, started: list[subprocess.Popen], log) -> int:  # type: ignore[no-untyped-def]
+def run(args: argparse.Namespace, stack: Stack) -> int:
     import django
 
     django.setup()
@@ -136,11 +81,11 @@ def run(args: argparse.Namespace, work: Path, started: list[subprocess.Popen], l
         command = [sys.executable, "-m", "celery", "-A", "bounty", "worker", "--concurrency", "1"]
         command += ["--loglevel", "WARNING", "--hostname", f"bench{number}@%h", "--without-gossip"]
         command += ["--without-mingle", "--without-heartbeat"]
-        started.append(subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        stack.start(command, cwd=ROOT)
     deadline = time.monotonic() + 60
     while len(app.control.ping(timeout=0.5)) < args.workers:
         if time.monotonic() > deadline:
-            print("error: the workers did not start; see", work / "services.log", file=sys.stderr)
+            print("error: the workers did not start; see", stack.work / "services.log", file=sys.stderr)
             return 2
     # Each worker compiles the slot contract on its first claim (about half a second): that is measured.
     from django.utils import timezone
