@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import configparser
-import json
 import re
 import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEPLOY = ROOT / "deploy"
@@ -35,17 +35,35 @@ def unit_command(name: str) -> list[str]:
     return [Path(argv[0]).name, *argv[1:]]
 
 
+def compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+
+
 def compose_commands() -> dict[str, list[str]]:
-    """Each service's `command:` (written as a flow list, which is JSON) from compose.yaml."""
-    commands, service = {}, None
-    for line in (DEPLOY / "compose.yaml").read_text().splitlines():
-        header = re.fullmatch(r"  ([a-z]+):", line)
-        if header:
-            service = header.group(1)
-        found = re.fullmatch(r"    command: (\[.*\])", line)
-        if found and service:
-            commands[service] = json.loads(found.group(1))
-    return commands
+    """Each service's `command:` from compose.yaml."""
+    return {
+        name: service["command"] for name, service in compose()["services"].items() if "command" in service
+    }
+
+
+def test_the_compose_file_is_consistent() -> None:
+    """What `docker compose config` would check first, since no Docker engine runs here: every service has
+    an image or a build, depends only on services that exist, and mounts only declared named volumes."""
+    document = compose()
+    services, declared = document["services"], set(document.get("volumes") or {})
+    for name, service in services.items():
+        assert "image" in service or "build" in service, f"{name} has neither image nor build"
+        dependencies = service.get("depends_on") or []
+        for dependency in dependencies if isinstance(dependencies, list) else dependencies.keys():
+            assert dependency in services, f"{name} depends on unknown service {dependency}"
+        for mount in service.get("volumes") or []:
+            source = mount.split(":", 1)[0]
+            if not source.startswith((".", "/", "~")):
+                assert source in declared, f"{name} mounts undeclared volume {source}"
+        if "build" in service:
+            context = DEPLOY / service["build"].get("context", ".")
+            dockerfile = (context / service["build"].get("dockerfile", "Dockerfile")).resolve()
+            assert dockerfile.is_file(), f"{name}: no {dockerfile}"
 
 
 def settings_read() -> set[str]:
