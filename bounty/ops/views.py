@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from bounty import chain
+from bounty import chain, keys
 from bounty.models import Bounty, Slot, Transaction
 from bounty.ops import probes, signing
 from bounty.retraining import redeploy
@@ -32,16 +32,6 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if ready else 503)
 
 
-def admin_key_on_server() -> bool:
-    try:
-        from bounty import keys
-
-        keys.admin_key()
-    except Exception:
-        return False
-    return True
-
-
 @staff_member_required
 @never_cache
 def signing_index(request: HttpRequest) -> HttpResponse:
@@ -55,7 +45,7 @@ def signing_index(request: HttpRequest) -> HttpResponse:
     waiting = MigrationStep.objects.filter(state=MigrationStep.State.SIGNING)
     migrations = waiting.select_related("bounty", "from_version", "redeployment__target").order_by("pk")
     context = {
-        "rows": rows, "migrations": migrations, "key_on_server": admin_key_on_server(),
+        "rows": rows, "migrations": migrations, "key_on_server": keys.admin_key_on_server(),
         "network": settings.NETWORK,
     }  # fmt: skip
     return render(request, "ops/signing_index.html", context)
