@@ -157,3 +157,12 @@ def deployed_bounty(
     )  # fmt: skip
     fund_and_deploy(bounty)
     return bounty
+
+
+def tamper_stored_claim(submission: Submission) -> None:
+    """Change the payout script of a submission's stored, signed claim: the chain must refuse it for good."""
+    tx = submission.claim_tx
+    assert tx is not None
+    # The claim's last 29 bytes are its output's 25-byte P2PKH script and the locktime.
+    tampered = tx.raw_hex[:-58] + "00000000" + tx.raw_hex[-50:]
+    Transaction.objects.filter(pk=tx.pk).update(raw_hex=tampered)

@@ -10,7 +10,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
-from bounty_testing import ChainTestCase, mnist_pixels
+from bounty_testing import ChainTestCase, mnist_pixels, tamper_stored_claim
 from test_faults_invariants import check_invariants
 
 from bounty import chain, pipeline
@@ -177,11 +177,7 @@ class ChainFaultTestCase(ChainTestCase):
         submission = self.submit()
         pipeline.check(submission)
         pipeline.claim(submission)
-        tx = submission.claim_tx
-        assert tx is not None
-        Transaction.objects.filter(pk=tx.pk).update(
-            raw_hex=tx.raw_hex.replace(tx.raw_hex[-58:-50], "00000000")
-        )
+        tamper_stored_claim(submission)  # the payout redirected after signing
         self.assertEqual(pipeline.process(submission.pk), "rejected")
         self.assertEqual(self.live.slots.filter(state="free").count(), 3)
         self.finish()

@@ -4,13 +4,12 @@ double spend reaches the ledger, every submission ends paid or told the bounty i
 
 from __future__ import annotations
 
-import os
-
 import pytest
 import redis
 from bounty_services import stop_worker
 from bounty_testing import mnist_pixels
 from test_faults_invariants import (
+    FAULT_BROKER_URL,
     FAULT_QUEUE,
     check_invariants,
     default_routes,
@@ -29,17 +28,18 @@ from contracts.keys import Key
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
-BROKER_URL = os.environ.get("BOUNTY_FAULT_REDIS_URL", "redis://127.0.0.1:6379/11")
 QUEUE = f"{FAULT_QUEUE}-race"
 
 
 def test_several_workers_never_reserve_a_slot_twice(runtime, settings) -> None:  # type: ignore[no-untyped-def]
-    broker = redis.Redis.from_url(BROKER_URL)
+    broker = redis.Redis.from_url(FAULT_BROKER_URL)
     forget_queue(broker, QUEUE)
-    route_tasks_to(QUEUE, BROKER_URL)
+    route_tasks_to(QUEUE, FAULT_BROKER_URL)
     first = deploy_bounty(runtime, settings, digit=7, slots=3)
     second = deploy_bounty(runtime, settings, digit=7, slots=2)
-    workers = [start_fault_worker(runtime, BROKER_URL, QUEUE, f"race{n}", concurrency=2) for n in range(2)]
+    workers = [
+        start_fault_worker(runtime, FAULT_BROKER_URL, QUEUE, f"race{n}", concurrency=2) for n in range(2)
+    ]
     try:
         # Queued before the workers are up, so all four worker processes start on the burst together.
         for nth in range(8):

@@ -119,6 +119,8 @@ NOT_ON_POSTGRES_RERUN = pytest.mark.skipif(
     os.environ.get("BOUNTY_SUITE_ON_POSTGRES") == "1",
     reason="a broker/worker/HTTP fault, not a database one: run once, in the SQLite run",
 )
+# /15 belongs to the end-to-end tests, /13 to deploy/smoke.sh, /12 to retraining, /14 to ops.
+FAULT_BROKER_URL = os.environ.get("BOUNTY_FAULT_REDIS_URL", "redis://127.0.0.1:6379/11")
 FAULT_QUEUE = f"bounty-faults-{os.getpid()}"  # a private queue: parallel runs never take each other's tasks
 
 

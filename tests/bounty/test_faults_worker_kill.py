@@ -4,7 +4,6 @@ correctly (real Celery worker subprocesses, the real Redis at 127.0.0.1:6379/11,
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 
@@ -13,6 +12,7 @@ import redis
 from bounty_services import stop_worker
 from bounty_testing import mnist_pixels
 from test_faults_invariants import (
+    FAULT_BROKER_URL,
     FAULT_QUEUE,
     NOT_ON_POSTGRES_RERUN,
     check_invariants,
@@ -35,16 +35,15 @@ from contracts.keys import Key
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), NOT_ON_POSTGRES_RERUN]
 
-# /15 belongs to the end-to-end tests, /13 to deploy/smoke.sh; this file's tasks go to a private queue too.
-BROKER_URL = os.environ.get("BOUNTY_FAULT_REDIS_URL", "redis://127.0.0.1:6379/11")
+# This file's tasks go to a private queue on the fault tests' Redis database.
 STEPS = ("slot_reserved", "claim_stored", "broadcast_sent")
 
 
 @pytest.fixture
 def broker():  # type: ignore[no-untyped-def]
-    connection = redis.Redis.from_url(BROKER_URL)
+    connection = redis.Redis.from_url(FAULT_BROKER_URL)
     forget_queue(connection, FAULT_QUEUE)
-    route_tasks_to(FAULT_QUEUE, BROKER_URL)
+    route_tasks_to(FAULT_QUEUE, FAULT_BROKER_URL)
     yield connection
     forget_queue(connection, FAULT_QUEUE)
     default_routes()
@@ -69,7 +68,9 @@ def test_the_sweeper_finishes_what_a_killed_worker_left_at_each_step(runtime, se
     bounty = deploy_bounty(runtime, settings, slots=4)
     killed = []
     for nth, step in enumerate(STEPS):
-        worker = start_fault_worker(runtime, BROKER_URL, FAULT_QUEUE, f"killed-{step}", env={FAULT_ENV: step})
+        worker = start_fault_worker(
+            runtime, FAULT_BROKER_URL, FAULT_QUEUE, f"killed-{step}", env={FAULT_ENV: step}
+        )
         try:
             submission = upload(bounty, png_of(mnist_pixels(7, nth)), Key.generate("testnet").address)
             assert worker.wait(timeout=120) == -signal.SIGKILL, f"the worker was not killed at {step}"
@@ -81,7 +82,7 @@ def test_the_sweeper_finishes_what_a_killed_worker_left_at_each_step(runtime, se
     assert broker.hlen("unacked") >= 1  # the killed tasks were never acknowledged
 
     time.sleep(1.2)  # STUCK_AFTER is 1 s for the workers of this test
-    worker = start_fault_worker(runtime, BROKER_URL, FAULT_QUEUE, "restarted")
+    worker = start_fault_worker(runtime, FAULT_BROKER_URL, FAULT_QUEUE, "restarted")
     try:
         celery_app.send_task("bounty.tasks.sweep", queue=FAULT_QUEUE)
         wait_until(settled, timeout=120, what="the sweeper to finish every submission")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
-from bounty_testing import ChainTestCase, mnist_pixels
+from bounty_testing import ChainTestCase, mnist_pixels, tamper_stored_claim
 
 from bounty import chain, pipeline
 from bounty.models import Bounty, Reason, Slot, Submission, Transaction
@@ -132,12 +132,7 @@ class PipelineTestCase(ChainTestCase):
         submission = self.submit(mnist_pixels(7))
         pipeline.check(submission)
         pipeline.claim(submission)
-        tx = submission.claim_tx
-        assert tx is not None
-        # Redirect the payout after signing: the ledger refuses it for good.
-        Transaction.objects.filter(pk=tx.pk).update(
-            raw_hex=tx.raw_hex.replace(tx.raw_hex[-58:-50], "00000000")
-        )
+        tamper_stored_claim(submission)  # the payout redirected after signing
         self.assertEqual(pipeline.process(submission.pk), "rejected")
         submission.refresh_from_db()
         self.assertEqual(submission.reason, Reason.CHAIN_REJECTED)
