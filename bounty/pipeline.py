@@ -69,14 +69,22 @@ def classify(version: ModelVersion, pixels: bytes) -> tuple[int, list[int]]:
 
 
 def process(submission_id: int) -> str:
-    """Advance one submission as far as it can go now; returns its state."""
+    """Advance one submission as far as it can go now; returns its state.
+
+    Steps run until one leaves the state unchanged; a step may also send a submission back (a claim whose
+    slot was spent elsewhere returns to "checked" and the next round reserves another slot).
+    """
     submission = Submission.objects.select_related("bounty__model_version").get(pk=submission_id)
-    if submission.state == Submission.State.RECEIVED:
-        check(submission)
-    if submission.state == Submission.State.CHECKED:
-        claim(submission)
-    if submission.state == Submission.State.VERIFIED:
-        broadcast_claim(submission)
+    steps = {
+        Submission.State.RECEIVED: check,
+        Submission.State.CHECKED: claim,
+        Submission.State.VERIFIED: broadcast_claim,
+    }
+    while (step := steps.get(submission.state)) is not None:
+        before = submission.state
+        step(submission)
+        if submission.state == before:
+            break
     return submission.state
 
 
@@ -231,16 +239,11 @@ def broadcast_claim(submission: Submission) -> None:
 
 def try_another_slot(submission: Submission, slot: Slot | None, detail: str) -> None:
     """The slot's output was spent by a transaction we did not make (so freeing it would fail every later
-    claim on it too): retire the slot and send the submission back to find another one."""
+    claim on it too): retire the slot and send the submission back to "checked" to find another one."""
     log.warning("slot %s of submission %s is spent elsewhere: %s", slot, submission.pk, detail)
     if slot is not None:
         slot.mark_spent_elsewhere()
-    if submission.advance(Submission.State.CHECKED, claim_tx=None):
-        claim(submission)
-        if submission.state == Submission.State.VERIFIED:
-            broadcast_claim(submission)
-    else:
-        refresh(submission)
+    submission.advance(Submission.State.CHECKED, claim_tx=None) or refresh(submission)
 
 
 # The code ARC and the local ledger give a transaction that spends an output already spent.
