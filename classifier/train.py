@@ -228,7 +228,7 @@ def train(
         bias2=keras.ops.convert_to_numpy(scores.bias),
         bits=options.bits,
     )
-    integer_predictions = model.predict(x_test.reshape(-1, 784))
+    integer_predictions = np.asarray(model.predict(x_test.reshape(-1, 784)))
     integer_accuracy = float(np.mean(integer_predictions == y_test))
     # How often the fine-tuned (fake-quantized) network and the folded integer model agree: only bias
     # rounding separates them, so anything below ~99.9% would mean the folding is wrong.
@@ -236,8 +236,7 @@ def train(
     agreement = float(np.mean(network_predictions == integer_predictions))
     progress(f"integer test accuracy {integer_accuracy:.4f}, nonzero weights {model.nonzero_weights()}")
     per_class = {
-        str(digit): float(np.mean(model.predict(x_test.reshape(-1, 784)[y_test == digit]) == digit))
-        for digit in range(10)
+        str(digit): float(np.mean(integer_predictions[y_test == digit] == digit)) for digit in range(10)
     }
     seconds = time.monotonic() - started
     manifest = {
