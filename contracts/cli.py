@@ -29,9 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except ContractsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except (OSError, ValueError) as error:
+    except (ContractsError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
