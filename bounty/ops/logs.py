@@ -2,8 +2,10 @@
 
 `RequestIdMiddleware` (bounty.ops.middleware) puts the request id in a context variable; `JsonFormatter`
 reads it, and Celery's current task, for every record. `RedactSecretsFilter` replaces the values of the
-configured secrets (SECRET_KEY, the keys, the ARC API key, passwords in DATABASE_URL/REDIS_URL) and anything
-shaped like a WIF private key with `***`, so a secret that reaches a log message never reaches the log.
+configured secrets (SECRET_KEY, the keys, the ARC API key, passwords in DATABASE_URL/REDIS_URL), the password
+of any URL and anything shaped like a WIF private key with `***`, so a secret that reaches a log record never
+reaches the log: in the message, in every field passed with `extra=`, and in the traceback and stack, which
+stay readable with only the secret replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("req
 
 # A WIF private key: base58, 51 characters (uncompressed) or 52 (compressed), starting 5, K, L, 9 or c.
 WIF_PATTERN = re.compile(r"\b[5KL9c][1-9A-HJ-NP-Za-km-z]{50,51}\b")
+# The password of any `scheme://user:password@host` URL, configured or not (a broker or database URL that
+# reaches an exception message need not be the one in the settings). A password with `/` or `@` in it must
+# be percent-encoded to be a URL at all, so the password ends at the first of them.
+URL_PASSWORD_PATTERN = re.compile(r"(?P<before>\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/@]+@", re.IGNORECASE)
 SECRET_SETTINGS = ("SECRET_KEY", "OPERATOR_KEY", "ADMIN_KEY", "ARC_API_KEY")
 URL_SETTINGS = ("DATABASE_URL", "REDIS_URL", "ARC_URL", "WOC_URL")
 STANDARD_ATTRIBUTES = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -55,7 +61,11 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = (
                     value if isinstance(value, str | int | float | bool | type(None)) else repr(value)
                 )
-        if record.exc_info:
+        # RedactSecretsFilter leaves the redacted traceback in exc_text (and drops exc_info when the
+        # traceback held a secret): prefer that text, as logging.Formatter.format does.
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        elif record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
@@ -76,11 +86,32 @@ def secret_values() -> list[str]:
 def redact(text: str, secrets: list[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
+    text = URL_PASSWORD_PATTERN.sub(r"\g<before>***@", text)
     return WIF_PATTERN.sub("***", text)
 
 
+def redact_value(value: object, secrets: list[str]) -> object:
+    """An `extra=` value with the secrets replaced: a string redacted; a number, bool or None kept; any
+    other object kept unless its str() or repr() (what a formatter would print) holds a secret, in which
+    case it becomes its redacted repr()."""
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, int | float | bool | type(None)):
+        return value
+    shown = repr(value)
+    cleaned = redact(shown, secrets)
+    if cleaned != shown:
+        return cleaned
+    try:
+        text = str(value)
+    except Exception:  # a broken __str__ must not stop the log line; its repr was clean
+        return value
+    return value if redact(text, secrets) == text else cleaned
+
+
 class RedactSecretsFilter(logging.Filter):
-    """Rewrites the record's message (and exception text) with every secret replaced by `***`."""
+    """Rewrites the record's message, its `extra=` fields, its exception text and its stack with every
+    secret replaced by `***`."""
 
     def __init__(self, name: str = "") -> None:
         super().__init__(name)
@@ -100,11 +131,22 @@ class RedactSecretsFilter(logging.Filter):
         cleaned = redact(message, secrets)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        for name, value in list(vars(record).items()):
+            if name not in STANDARD_ATTRIBUTES and not name.startswith("_"):
+                cleaned_value = redact_value(value, secrets)
+                if cleaned_value is not value:
+                    setattr(record, name, cleaned_value)
         if record.exc_info and record.exc_info[1] is not None:
-            text = logging.Formatter().formatException(record.exc_info)
-            cleaned_exc = redact(text, secrets)
-            if cleaned_exc != text:
-                record.exc_info, record.exc_text = None, cleaned_exc
+            text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+            # Formatters print exc_text when it is set, so the traceback stays in the log with only the
+            # secret replaced; exc_info goes when it held one, so no later formatter renders it afresh.
+            record.exc_text = redact(text, secrets)
+            if record.exc_text != text:
+                record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact(record.exc_text, secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, secrets)
         return True
 
 
