@@ -16,7 +16,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
         parser.add_argument("archive", type=Path)
         parser.add_argument(
-            "--replace", action="store_true", help="empty a database that already holds bounty data first"
+            "--replace",
+            action="store_true",
+            help="empty a database that already holds bounty data first, in the same transaction as the load "
+            "(a restore that fails changes nothing)",
         )
         parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
