@@ -1,8 +1,14 @@
-"""What the status page and its JSON endpoint show about a submission (and nothing private)."""
+"""What the status page and its JSON endpoint show about a submission (and nothing private).
+
+Every value is text, a number, a boolean or a list: never None, so no page can ever print "None" (or
+"null" from its script). What is not known yet is an empty string.
+"""
 
 from __future__ import annotations
 
-from bounty.models import Submission
+from django.conf import settings
+
+from bounty.models import Reason, Submission
 
 STEPS = [
     (Submission.State.RECEIVED, "Received"),
@@ -20,10 +26,45 @@ HEADLINES = {
     Submission.State.CONFIRMED: "Paid and confirmed in a block.",
     Submission.State.REJECTED: "Not paid.",
 }
+EXPLORERS = {
+    "mainnet": "https://whatsonchain.com/tx/",
+    "testnet": "https://test.whatsonchain.com/tx/",
+}
+NO_COST = "This cost you nothing: an image that is not paid never takes anything from your wallet."
 
 
 def is_paid(submission: Submission) -> bool:
     return submission.state in (Submission.State.BROADCAST, Submission.State.CONFIRMED)
+
+
+def explorer_url(txid: str) -> str:
+    """Where anyone can look the transaction up: WhatsOnChain for mainnet and testnet; nothing on the
+    local ledger or regtest, which no public explorer sees."""
+    if not txid or settings.CHAIN_BACKEND == "local" or settings.NETWORK not in EXPLORERS:
+        return ""
+    return EXPLORERS[settings.NETWORK] + txid
+
+
+def rejection_tip(submission: Submission) -> str:
+    """One concrete thing to do next, for a rejected submission."""
+    digit = submission.claimed_digit
+    reason = submission.reason
+    if reason == Reason.WRONG_DIGIT:
+        return (
+            f"Tip: draw the {digit} large, so it fills most of the box, with one firm stroke and nothing "
+            "else in the picture, then submit it again."
+        )
+    if reason == Reason.DUPLICATE:
+        return f"Tip: draw a new {digit} of your own rather than sending the same image again."
+    if reason in (Reason.EXHAUSTED, Reason.CLOSED):
+        return "Tip: the list of open bounties shows where your next digit can still be paid."
+    if reason == Reason.RATE_LIMITED:
+        return "Tip: wait an hour, then submit again."
+    if reason == Reason.REVIEWER:
+        return f"Tip: send a {digit} written by your own hand, on plain paper or in the box, nothing else."
+    if reason == Reason.CHAIN_REJECTED:
+        return "Tip: nothing is wrong with your image; submit another one in a few minutes."
+    return f"Tip: draw the {digit} again, large and in the middle of the box."
 
 
 def score_bars(scores: list[int] | None, predicted: int | None) -> list[dict]:
@@ -42,24 +83,38 @@ def score_bars(scores: list[int] | None, predicted: int | None) -> list[dict]:
     ]
 
 
-def status_payload(submission: Submission) -> dict:
+def block_text(submission: Submission) -> str:
     tx = submission.claim_tx if is_paid(submission) else None
-    slot_value = None
-    if tx is not None:
-        slot_value = submission.bounty.reward
+    if tx is None or not tx.block_height:
+        return "waiting for a block"
+    plural = "" if tx.confirmations == 1 else "s"
+    return f"{tx.block_height} ({tx.confirmations} confirmation{plural})"
+
+
+def status_payload(submission: Submission) -> dict:
+    paid = is_paid(submission)
+    tx = submission.claim_tx if paid else None
+    rejected = submission.state == Submission.State.REJECTED
+    predicted = submission.predicted_digit
+    txid = tx.txid if tx else ""
     return {
         "state": submission.state,
-        "paid": is_paid(submission),
+        "paid": paid,
         "final": submission.is_final,
+        "rejected": rejected,
         "headline": HEADLINES[submission.state],
         "reason": submission.reason_text,
         "digit": submission.claimed_digit,
-        "predicted": submission.predicted_digit,
-        "bars": score_bars(submission.scores, submission.predicted_digit),
-        "txid": tx.txid if tx else None,
-        "amount": slot_value,
-        "block_height": tx.block_height if tx else None,
+        "predicted": "" if predicted is None else predicted,
+        "tip": rejection_tip(submission) if rejected else "",
+        "cost": NO_COST if rejected else "",
+        "bars": score_bars(submission.scores, predicted),
+        "txid": txid,
+        "explorer_url": explorer_url(txid),
+        "amount": submission.bounty.reward if tx else 0,
+        "block_height": (tx.block_height or 0) if tx else 0,
         "confirmations": tx.confirmations if tx else 0,
+        "block": block_text(submission),
         "steps": [
             {"state": state, "label": label, "done": step_done(submission, state)} for state, label in STEPS
         ],

@@ -71,7 +71,7 @@ class ContributorPagesTestCase(BaseTestCase):
     def test_the_status_json_follows_the_state(self) -> None:
         submission = self.make_submission()
         data = self.client.get(f"/submissions/{submission.public_id}/status.json").json()
-        self.assertEqual((data["state"], data["paid"], data["txid"]), ("received", False, None))
+        self.assertEqual((data["state"], data["paid"], data["txid"]), ("received", False, ""))
         self.assertNotIn("contributor_ip", data)
 
     def test_the_address_check_answers_as_you_type(self) -> None:
