@@ -6,12 +6,14 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import Resolver404, resolve
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from bounty import chain, images, pipeline
-from bounty.forms import SubmissionForm
+from bounty import images, pipeline
+from bounty.forms import SubmissionForm, address_problem, network_name, network_note, too_large_message
 from bounty.models import Bounty, Submission
 from bounty.presenters import status_payload
 
@@ -24,19 +26,35 @@ def max_request_bytes() -> int:
 
 def limit_request_body(get_response):  # type: ignore[no-untyped-def]
     """Middleware: refuse a body far over the upload limit from its Content-Length, before anything (the
-    CSRF check included) reads it into memory or a temporary file."""
+    CSRF check included) reads it into memory or a temporary file. A submission refused so gets its bounty
+    page back with the reason and what to do; anything else a short plain-text answer."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
         length = request.META.get("CONTENT_LENGTH") or ""
         if length.isdigit() and int(length) > max_request_bytes():
-            message = (
-                f"The upload is too large ({int(length):,} bytes); "
-                f"images may be at most {settings.MAX_UPLOAD_BYTES:,} bytes."
-            )
-            return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+            return too_large_response(request, int(length))
         return get_response(request)
 
     return middleware
+
+
+def too_large_response(request: HttpRequest, length: int) -> HttpResponse:
+    message = too_large_message(length, what="The upload")
+    try:
+        match = resolve(request.path_info)
+    except Resolver404:
+        match = None
+    if match is None or match.url_name != "bounty-page":
+        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    bounty = Bounty.objects.select_related("model_version").filter(pk=match.kwargs["pk"]).first()
+    if bounty is None or bounty.state == Bounty.State.DRAFT:
+        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+    # The page carries a CSRF token matching the cookie the contributor already has; the CSRF middleware,
+    # which would read it, never runs for a request answered here.
+    csrf = CsrfViewMiddleware(lambda _: HttpResponse())
+    csrf.process_request(request)
+    response = render_bounty_page(request, bounty, SubmissionForm(), refusal=message, status=413)
+    return csrf.process_response(request, response)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -49,28 +67,89 @@ def client_ip(request: HttpRequest) -> str | None:
 
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
+    return render(request, "bounty/index.html", {"rows": open_bounties(), "come_back": come_back_hint()})
+
+
+def open_bounties() -> list[tuple[Bounty, int]]:
+    """The bounties taking images now, each with its rewards left."""
     bounties = (
         Bounty.objects.filter(state=Bounty.State.ACTIVE, paused=False)
         .select_related("model_version")
         .order_by("digit", "-reward")
     )
     rows = [(bounty, bounty.slots_left()) for bounty in bounties if bounty.is_open()]
-    return render(request, "bounty/index.html", {"rows": rows})
+    return [(bounty, left) for bounty, left in rows if left > 0]
+
+
+def come_back_hint() -> str:
+    """When there is no open bounty, when it is worth coming back."""
+    if Bounty.objects.filter(state=Bounty.State.FUNDED).exists():
+        return "A new bounty is being set up right now: come back in a few minutes."
+    if Bounty.objects.filter(state=Bounty.State.ACTIVE, paused=True).exists():
+        return "A bounty is paused by its funder and may open again: come back later today."
+    return "Funders open new bounties from time to time, with no fixed schedule: come back in a day or two."
+
+
+def closed_message(bounty: Bounty, slots_left: int) -> str:
+    """Why a bounty takes no images now, in one sentence; empty while it does."""
+    if bounty.state == Bounty.State.EXHAUSTED or (bounty.state == Bounty.State.ACTIVE and slots_left == 0):
+        return (
+            f"All {bounty.slot_count} rewards of this bounty have been claimed, "
+            "so it is not accepting images any more."
+        )
+    if bounty.state in (Bounty.State.CLOSED, Bounty.State.REFUNDED):
+        return "This bounty has ended, so it is not accepting images any more."
+    if bounty.state == Bounty.State.FUNDED:
+        return "This bounty is being set up and is not accepting images yet: try again in a few minutes."
+    if bounty.paused:
+        return "The funder has paused this bounty, so it is not accepting images right now."
+    if not bounty.is_open():
+        return "This bounty has ended, so it is not accepting images any more."
+    return ""
 
 
 def bounty_page(request: HttpRequest, pk: int) -> HttpResponse:
     bounty = get_object_or_404(Bounty.objects.select_related("model_version"), pk=pk)
     if bounty.state == Bounty.State.DRAFT:
         raise Http404("no such bounty")
+    if request.method == "POST" and closed_message(bounty, bounty.slots_left()):
+        # One message on the page says why; the form keeps what was sent.
+        kept = {name: request.POST.get(name, "") for name in ("payout_address", "drawing")}
+        return render_bounty_page(request, bounty, SubmissionForm(initial=kept), refused=True, status=400)
     form = SubmissionForm(request.POST or None, request.FILES or None)
-    if request.method == "POST":
-        if not bounty.is_open():
-            form.add_error(None, "This bounty is not accepting images right now.")
-        elif form.is_valid():
-            submission = create_submission(bounty, form.cleaned_data, client_ip(request))
-            return redirect("bounty-status", public_id=submission.public_id)
-    context = {"bounty": bounty, "form": form, "slots_left": bounty.slots_left(), "open": bounty.is_open()}
-    return render(request, "bounty/bounty.html", context, status=400 if form.errors else 200)
+    if request.method == "POST" and form.is_valid():
+        submission = create_submission(bounty, form.cleaned_data, client_ip(request))
+        return redirect("bounty-status", public_id=submission.public_id)
+    return render_bounty_page(request, bounty, form, status=400 if form.errors else 200)
+
+
+def render_bounty_page(
+    request: HttpRequest,
+    bounty: Bounty,
+    form: SubmissionForm,
+    refusal: str = "",
+    refused: bool = False,
+    status: int = 200,
+) -> HttpResponse:
+    slots_left = bounty.slots_left()
+    closed = closed_message(bounty, slots_left)
+    others = [row for row in open_bounties() if row[0].pk != bounty.pk] if closed else []
+    context = {
+        "bounty": bounty,
+        "form": form,
+        "slots_left": slots_left,
+        "open": not closed,
+        "closed_message": closed,
+        "other_bounties": others,
+        "refusal": refusal,
+        # The form went back to the contributor refused: the page restores the drawing and the address.
+        "refused": bool(refused or refusal or form.errors),
+        "image_refused": bool(refusal or form.errors.get("image")),
+        "network_name": network_name(),
+        "network_note": network_note(),
+        "max_upload_bytes": settings.MAX_UPLOAD_BYTES,
+    }
+    return render(request, "bounty/bounty.html", context, status=status)
 
 
 def create_submission(bounty: Bounty, data: dict, ip: str | None) -> Submission:
@@ -103,6 +182,8 @@ def status_page(request: HttpRequest, public_id: str) -> HttpResponse:
             "submission": submission,
             "status": status_payload(submission),
             "digit_url": digit_png_url(submission),
+            "page_url": request.build_absolute_uri(),
+            "explorer_note": "(a test ledger: no public block explorer shows it)",
         },
     )
 
@@ -121,5 +202,11 @@ def status_json(request: HttpRequest, public_id: str) -> JsonResponse:
 @require_GET
 def address_check(request: HttpRequest) -> JsonResponse:
     """Checked in the browser as the contributor types; the form checks the same way on submit."""
-    problem = chain.address_problem(request.GET.get("address", "").strip())
-    return JsonResponse({"valid": not problem, "message": problem or "Looks good."})
+    text = request.GET.get("address", "")
+    address, problem = address_problem(text)
+    if problem:
+        return JsonResponse({"valid": False, "message": problem, "address": address})
+    message = "Looks good."
+    if address != text.strip():
+        message = "Looks good: the address was taken from the payment link."
+    return JsonResponse({"valid": True, "message": message, "address": address})
