@@ -56,7 +56,9 @@ import sys
 from contracts.fees import FeeRate
 from contracts.ledger import LocalLedger
 from contracts.ledger_http import LedgerService
-service = LedgerService(LocalLedger(sys.argv[1], fee_rate=FeeRate(int(sys.argv[2]))), "127.0.0.1", 0).start()
+service = LedgerService(
+    LocalLedger(sys.argv[1], fee_rate=FeeRate(int(sys.argv[2]))), "127.0.0.1", 0, dev=True
+).start()
 print(service.url, flush=True)
 sys.stdin.read()  # serve until the benchmark closes our stdin
 service.stop()

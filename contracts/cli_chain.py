@@ -38,6 +38,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.add_argument("--block-interval", type=float, default=None, help="mine a block every S seconds")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="also serve the faucet, on-demand mining and chaos endpoints (development and tests only)",
+    )
     serve.set_defaults(handler=ledger_serve)
 
     fund = common(actions.add_parser("fund", help="faucet: pay SATS to ADDRESS"))
@@ -86,7 +91,7 @@ def ledger_serve(args: argparse.Namespace) -> int:
     from contracts.verify import require_native_vm
 
     require_native_vm()
-    service = LedgerService(open_ledger(args), args.host, args.port, args.block_interval)
+    service = LedgerService(open_ledger(args), args.host, args.port, args.block_interval, dev=args.dev)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     service.start()

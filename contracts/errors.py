@@ -80,9 +80,32 @@ class ChainError(ContractsError):
 
 
 class TransactionRejected(ChainError):
-    """The network (or the local ledger) refused a transaction: invalid script, double spend, low fee..."""
+    """The network (or the local ledger) refused a transaction: invalid script, low fee, too large...
+    `code` is ARC's status code (e.g. "461") or the `txStatus` ARC reported (e.g. "REJECTED")."""
 
     permanent = True
+
+
+class DoubleSpend(TransactionRejected):
+    """An input of the transaction is spent by another transaction the network saw first.
+
+    ARC says so with HTTP 200 and `txStatus` DOUBLE_SPEND_ATTEMPTED (the competitor in the mempool) or
+    SEEN_IN_ORPHAN_MEMPOOL (the spent output already mined), with a later REJECTED, or with status 466.
+    `competing_txids` lists the competitors ARC named; it may be empty, and then only a lookup of the spent
+    outputs says who won. A competitor is not necessarily someone else's: an unlocking script is not signed,
+    so a copy of our own transaction with one push changed is a valid competitor paying the same outputs.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        competing_txids: tuple[str, ...] = (),
+        code: str | None = None,
+        txid: str | None = None,
+    ) -> None:
+        self.competing_txids = tuple(competing_txids)
+        super().__init__(message, code=code, txid=txid)
 
 
 class ChainUnavailable(ChainError):

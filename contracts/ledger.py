@@ -1,12 +1,20 @@
-"""LocalLedger: a persistent, strict, regtest-style blockchain in one SQLite file.
+"""LocalLedger: a persistent, strict, regtest-style blockchain in one SQLite file, that answers as ARC does.
 
 It is the embedded default chain backend and the test double of the real network, so it is strict where the
-network is: every input runs through the interpreter with the same checks as the transaction builders
-(`contracts.txverify`), double spends (mempool and chain), spends of unknown outputs, fees below the floor,
-non-final and oversize transactions are rejected with ARC's error codes. Accepted transactions wait in a
-mempool until `mine()` puts them in a block. A faucet creates coinbase-like outputs to fund a development
-wallet. Everything lives in SQLite (WAL mode), so a restart loses nothing and several processes (the HTTP
-server, the CLI, tests) can share one data folder.
+network is and answers what ARC answers (bitcoin-sv/arc `pkg/api/arc.yaml`, `pkg/api/status.go`,
+`test/submit_03_double_spending_test.go`):
+
+- every input runs through the interpreter with the same checks as the transaction builders
+  (`contracts.txverify`); a refusal raises `TransactionRejected` with ARC's status code (460 parent not
+  found, 461 script, 462 inputs, 463 malformed, 464 outputs (dust), 465 fee, 474 size) and is not stored;
+- a valid transaction that spends an output already spent is stored as ARC stores it: DOUBLE_SPEND_ATTEMPTED
+  with the competitors when they are in the mempool, SEEN_IN_ORPHAN_MEMPOOL when the output is spent in a
+  block, and REJECTED once a competitor is mined. `broadcast` raises `DoubleSpend` for both;
+- accepted transactions wait in a mempool until `mine()` puts them in a block.
+
+A faucet creates coinbase-like outputs to fund a development wallet. `chaos` (see `contracts.ledger_chaos`)
+makes it answer as ARC does under stress. Everything lives in SQLite (WAL mode), so a restart loses nothing
+and several processes (the HTTP server, the CLI, workers, tests) can share one data folder.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,9 @@ from bsv.script.script import Script
 from contracts.address import hash160_of_p2pkh_script, parse_address
 from contracts.chain import TxState, TxStatus, Utxo
 from contracts.errors import (
+    ChainError,
+    ChainUnavailable,
+    DoubleSpend,
     FeeTooLowError,
     TransactionNotFound,
     TransactionRejected,
@@ -35,29 +46,40 @@ from contracts.errors import (
     VerificationError,
 )
 from contracts.fees import FeeRate
+from contracts.formats import BEEF_V1, read_submission
+from contracts.ledger_chaos import Chaos, Fault, malleate
 from contracts.policy import DEFAULT_POLICY, Policy
-from contracts.txverify import (
-    SpentOutput,
-    parse_transaction,
-    verify_transaction,
-)
+from contracts.txverify import SpentOutput, parse_transaction, verify_transaction
+from contracts.txverify import output as tx_output
 
 DB_NAME = "ledger.sqlite3"
 NULL_TXID = "00" * 32
 COINBASE_INDEX = 0xFFFFFFFF
 SEQUENCE_FINAL = 0xFFFFFFFF
 LOCKTIME_THRESHOLD = 500_000_000  # below: a block height; at or above: a unix time
+DUST_LIMIT = 1  # ARC's dust limit in satoshis; a data output (OP_FALSE OP_RETURN) may carry 0
 
-# ARC's error numbering (RFC 7807 bodies with these as `status`), reused so clients handle both alike.
-ERROR_TITLES = {
-    "409": "Transaction is not final",
-    "461": "Unlocking script failed",
-    "462": "Inputs are unknown or spent",
-    "463": "Malformed transaction",
-    "465": "Fee too low",
-    "466": "Conflicting transaction found (double spend)",
-    "474": "Transaction too large",
+# ARC's status codes with their titles and details (pkg/api/status.go).
+ERRORS = {
+    "400": ("Bad request", "The request seems to be malformed and cannot be processed"),
+    "404": ("Not found", "The requested resource could not be found"),
+    "409": ("Generic error", "Transaction could not be processed"),
+    "460": (
+        "Not extended format",
+        "Missing input scripts: Transaction could not be transformed to extended format",
+    ),
+    "461": ("Malformed transaction", "Transaction is malformed and cannot be processed"),
+    "462": ("Invalid inputs", "Transaction is invalid because the inputs are non-existent or spent"),
+    "463": ("Malformed transaction", "Transaction is malformed and cannot be processed"),
+    "464": ("Invalid outputs", "Transaction is invalid because the outputs are non-existent or invalid"),
+    "465": ("Fee too low", "Fees are insufficient"),
+    "466": (
+        "Conflicting tx found",
+        "Transaction is valid, but there is a conflicting tx in the block template",
+    ),
+    "474": ("Transaction size validation failed", "Transaction size validation failed"),
 }
+MIN_TX_BYTES = 61
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS blocks (
@@ -71,10 +93,38 @@ CREATE TABLE IF NOT EXISTS outputs (
     txid TEXT NOT NULL, vout INTEGER NOT NULL, satoshis INTEGER NOT NULL, script BLOB NOT NULL,
     hash160 BLOB, spent_by TEXT, PRIMARY KEY (txid, vout));
 CREATE INDEX IF NOT EXISTS outputs_owner ON outputs(hash160, spent_by);
-CREATE TABLE IF NOT EXISTS rejected (
-    txid TEXT PRIMARY KEY, code TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts (
+    txid TEXT PRIMARY KEY, raw BLOB NOT NULL, state TEXT NOT NULL, competing TEXT NOT NULL,
+    detail TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS contests (
+    txid TEXT NOT NULL, competitor TEXT NOT NULL, PRIMARY KEY (txid, competitor));
+CREATE TABLE IF NOT EXISTS callbacks (
+    txid TEXT NOT NULL, url TEXT NOT NULL, token TEXT NOT NULL, full_updates INTEGER NOT NULL,
+    PRIMARY KEY (txid, url));
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+DROP TABLE IF EXISTS rejected;
 """
+
+# ARC's txStatus for each state, as the ledger reports it.
+ARC_NAMES = {
+    TxState.UNKNOWN: "UNKNOWN",
+    TxState.PENDING: "STORED",
+    TxState.MEMPOOL: "SEEN_ON_NETWORK",
+    TxState.MINED: "MINED",
+    TxState.DOUBLE_SPEND: "DOUBLE_SPEND_ATTEMPTED",
+    TxState.ORPHAN: "SEEN_IN_ORPHAN_MEMPOOL",
+    TxState.REJECTED: "REJECTED",
+}
+# Callbacks ARC sends without X-FullStatusUpdates: final states only.
+FINAL_CALLBACK_STATES = (TxState.MINED, TxState.REJECTED)
+
+# What a stored conflict is, in ARC's words.
+CONFLICT_STATES = {
+    "DOUBLE_SPEND_ATTEMPTED": TxState.DOUBLE_SPEND,
+    "SEEN_IN_ORPHAN_MEMPOOL": TxState.ORPHAN,
+    "REJECTED": TxState.REJECTED,
+    "SEEN_ON_NETWORK": TxState.MEMPOOL,  # chaos: reported as seen, to be rejected at the next block
+}
 
 
 def sha256d(data: bytes) -> bytes:
@@ -105,7 +155,29 @@ class LedgerEntry:
 
 
 def rejection(code: str, reason: str, txid: str | None) -> TransactionRejected:
-    return TransactionRejected(f"{ERROR_TITLES[code]}: {reason}", code=code, txid=txid)
+    """ARC's refusal: the message is ARC's `extraInfo` ("arc error <code>: <reason>")."""
+    return TransactionRejected(f"arc error {code}: {reason}", code=code, txid=txid)
+
+
+def rejection_for(error: VerificationError, txid: str) -> TransactionRejected:
+    """ARC's code for a transaction that failed verification."""
+    code = "461"
+    if isinstance(error, FeeTooLowError):
+        code = "465"
+    elif isinstance(error, TransactionTooLargeError):
+        code = "474"
+    elif error.input_index is None:
+        code = "463"
+    return rejection(code, str(error), txid)
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A valid transaction whose inputs a competitor spent first: what ARC then stores and reports."""
+
+    arc_status: str
+    competing: tuple[str, ...]
+    detail: str
 
 
 class LocalLedger:
@@ -126,6 +198,7 @@ class LocalLedger:
         self.limits = policy
         self.network = network
         self._local = threading.local()
+        self.chaos = Chaos(self)
         with self._write() as db:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -164,56 +237,164 @@ class LocalLedger:
             connection.close()
             self._local.connection = None
 
+    def meta(self, key: str, default: str = "") -> str:
+        row = self._db().execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     # -- ChainBackend --------------------------------------------------------------------------------------
 
     def height(self) -> int:
         return int(self._db().execute("SELECT MAX(height) FROM blocks").fetchone()[0])
 
-    def broadcast(self, raw: bytes) -> str:
-        """Validate `raw` and accept it into the mempool, or raise TransactionRejected with an ARC code."""
+    def broadcast(self, raw: bytes, parents: Mapping[str, bytes] | None = None) -> str:
+        """Validate `raw` and accept it into the mempool; raise DoubleSpend or TransactionRejected (with
+        ARC's code) or, in chaos mode, ChainUnavailable. `parents` are not needed: the ledger has them."""
+        status = self.submit(bytes(raw))
+        if status.state in (TxState.DOUBLE_SPEND, TxState.ORPHAN) or (
+            status.state is TxState.REJECTED and status.competing_txids
+        ):
+            raise DoubleSpend(
+                f"{status.txid} conflicts with {', '.join(status.competing_txids) or 'a mined spend'}",
+                competing_txids=status.competing_txids,
+                code=ARC_NAMES[status.state],
+                txid=status.txid,
+            )
+        if status.state is TxState.REJECTED:
+            raise TransactionRejected(
+                f"{status.txid} was rejected: {status.detail}", code="REJECTED", txid=status.txid
+            )
+        return status.txid
+
+    def broadcast_many(self, raws: Sequence[bytes]) -> list[str | ChainError]:
+        results: list[str | ChainError] = []
+        for raw in raws:
+            try:
+                results.append(self.broadcast(raw))
+            except ChainError as error:
+                results.append(error)
+        return results
+
+    def submit(
+        self,
+        data: bytes,
+        *,
+        skip_fee: bool = False,
+        callback: tuple[str, str, bool] | None = None,
+    ) -> TxStatus:
+        """Take a transaction as ARC's POST /v1/tx does (raw, Extended Format or BEEF) and return the
+        status ARC answers with HTTP 200: SEEN_ON_NETWORK (MEMPOOL), the current status of a known one
+        (no new validation), DOUBLE_SPEND_ATTEMPTED, SEEN_IN_ORPHAN_MEMPOOL, or REJECTED for what a node
+        refuses (not final). A refusal by ARC's own validation raises TransactionRejected with ARC's code
+        and is not stored. `callback` is (url, token, full_updates): POST status changes there."""
+        fault = self.chaos.draw()
+        if fault is Fault.BUSY:
+            raise ChainUnavailable("context deadline exceeded (chaos)", code="409")
         try:
-            tx = parse_transaction(bytes(raw))
+            submission = read_submission(bytes(data))
         except VerificationError as error:
-            raise rejection("463", str(error), None) from None
+            raise rejection("463" if data[:4] == BEEF_V1 else "400", str(error), None) from None
+        for ancestor in submission.ancestors:
+            self.submit(ancestor, skip_fee=skip_fee)
+        tx = parse_transaction(submission.raw)
         txid = tx.txid()
-        if self._db().execute("SELECT 1 FROM txs WHERE txid = ?", (txid,)).fetchone():
-            return txid  # already accepted: rebroadcasting is harmless
+        if callback is not None:
+            with self._write() as db:
+                db.execute("INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?, ?)", (txid, *callback))
+        known = self.status(txid)
+        if known.state is not TxState.UNKNOWN and not (known.state is TxState.REJECTED and fault is None):
+            return known  # already known: ARC answers with its current status
+        if len(submission.raw) < MIN_TX_BYTES:
+            raise rejection("463", f"transaction is {len(submission.raw)} bytes, under {MIN_TX_BYTES}", txid)
+        if not tx.inputs or not tx.outputs:
+            raise rejection("462", "transaction has no inputs or outputs", txid)
+        if len(submission.raw) > self.limits.max_transaction_bytes:
+            raise rejection(
+                "474",
+                f"transaction is {len(submission.raw)} bytes, "
+                f"over the {self.limits.max_transaction_bytes}-byte policy limit",
+                txid,
+            )
+        spent, conflict = self._check_inputs(tx, txid)
+        if submission.spent is not None and tuple(submission.spent) != tuple(spent):
+            raise rejection("463", "the Extended Format data does not match the outputs it spends", txid)
+        self._check_outputs(tx, txid)
+        if not self._is_final(tx):
+            return self._store_conflict(
+                txid, submission.raw, Conflict("REJECTED", (), "invalid transaction: non-final")
+            )
         try:
-            spent = self._check_inputs(tx, txid)
-            self._check_final(tx, txid)
-            check = verify_transaction(tx, spent, fee_rate=self.fee_rate, policy=self.limits)
-        except TransactionRejected as error:
-            self._remember_rejection(txid, error)
-            raise
+            check = verify_transaction(
+                tx, spent, fee_rate=FeeRate(0) if skip_fee else self.fee_rate, policy=self.limits
+            )
         except VerificationError as error:
-            code = "461"
-            if isinstance(error, FeeTooLowError):
-                code = "465"
-            elif isinstance(error, TransactionTooLargeError):
-                code = "474"
-            elif error.input_index is None:
-                code = "463"
-            rejected = rejection(code, str(error), txid)
-            self._remember_rejection(txid, rejected)
-            raise rejected from None
+            raise rejection_for(error, txid) from None
+        if fault in (Fault.MALLEATE, Fault.MALLEATE_MINED) and conflict is None:
+            copy = malleate(tx, spent, lambda candidate: self._valid(candidate, spent))
+            if copy is not None:
+                self.submit(copy)
+                if fault is Fault.MALLEATE_MINED:
+                    self.mine()
+                spent, conflict = self._check_inputs(tx, txid)
+        if conflict is not None:
+            return self._store_conflict(txid, submission.raw, conflict)
+        if fault is Fault.REJECT_LATER:
+            return self._store_conflict(txid, submission.raw, Conflict("SEEN_ON_NETWORK", (), ""))
         with self._write() as db:
             # Checked again under the write lock: another thread may have spent an input meanwhile.
-            self._check_inputs(tx, txid, db)
-            self._store(db, tx, txid, bytes(raw), kind="tx", fee=check.fee)
-            db.execute("DELETE FROM rejected WHERE txid = ?", (txid,))
-        return txid
+            _, conflict = self._check_inputs(tx, txid, db)
+            if conflict is None:
+                self._store(db, tx, txid, submission.raw, kind="tx", fee=check.fee)
+                db.execute("DELETE FROM conflicts WHERE txid = ?", (txid,))
+        if conflict is not None:
+            return self._store_conflict(txid, submission.raw, conflict)
+        self.chaos.notify(txid, TxState.MEMPOOL)
+        return self.status(txid)
 
     def status(self, txid: str) -> TxStatus:
         db = self._db()
         row = db.execute("SELECT block_height FROM txs WHERE txid = ?", (txid,)).fetchone()
         if row is not None:
-            if row[0] is None:
-                return TxStatus(txid, TxState.MEMPOOL)
-            return TxStatus(txid, TxState.MINED, self.height() - row[0] + 1, row[0])
-        rejected = db.execute("SELECT code, reason FROM rejected WHERE txid = ?", (txid,)).fetchone()
-        if rejected is not None:
-            return TxStatus(txid, TxState.REJECTED, detail=f"{rejected[0]}: {rejected[1]}")
+            contested = tuple(
+                str(other[0])
+                for other in db.execute(
+                    "SELECT competitor FROM contests WHERE txid = ? ORDER BY rowid", (txid,)
+                )
+            )
+            if row[0] is not None:
+                # ARC clears the competitors of a mined transaction and says they existed.
+                detail = "previously double spend attempted" if contested else ""
+                return TxStatus(txid, TxState.MINED, self.height() - row[0] + 1, row[0], detail)
+            if contested:
+                return TxStatus(txid, TxState.DOUBLE_SPEND, competing_txids=contested)
+            return TxStatus(txid, TxState.MEMPOOL)
+        conflict = db.execute(
+            "SELECT state, competing, detail FROM conflicts WHERE txid = ?", (txid,)
+        ).fetchone()
+        if conflict is not None:
+            arc_status, competing, detail = conflict
+            return TxStatus(
+                txid, CONFLICT_STATES[arc_status], detail=detail, competing_txids=tuple(json.loads(competing))
+            )
         return TxStatus(txid, TxState.UNKNOWN)
+
+    def arc_json(self, txid: str) -> dict[str, Any]:
+        """The transaction's status as ARC's JSON (TransactionStatus in arc.yaml; also a callback's body)."""
+        status = self.status(txid)
+        height = status.block_height
+        return {
+            "blockHash": (self.block_hash(height) or "") if height is not None else "",
+            "blockHeight": height or 0,
+            "competingTxs": list(status.competing_txids) or None,
+            "extraInfo": status.detail,
+            "merklePath": "",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "txStatus": ARC_NAMES[status.state],
+            "txid": txid,
+        }
 
     def utxos(self, address: str) -> list[Utxo]:
         hash160 = parse_address(address).hash160
@@ -229,6 +410,14 @@ class LocalLedger:
         if row is None:
             raise TransactionNotFound(f"transaction {txid} is unknown to the local ledger", txid=txid)
         return bytes(row[0])
+
+    def spender(self, txid: str, vout: int) -> str | None:
+        row = (
+            self._db()
+            .execute("SELECT spent_by FROM outputs WHERE txid = ? AND vout = ?", (txid, vout))
+            .fetchone()
+        )
+        return None if row is None or row[0] is None else str(row[0])
 
     # -- ledger operations ---------------------------------------------------------------------------------
 
@@ -247,15 +436,16 @@ class LocalLedger:
                 source_output_index=COINBASE_INDEX,
                 unlocking_script=Script(bytes([len(marker)]) + marker),
             )
-            from contracts.txverify import output
-
-            tx = Transaction([coinbase_input], [output(parsed.locking_script(), satoshis)], version=1)
+            tx = Transaction([coinbase_input], [tx_output(parsed.locking_script(), satoshis)], version=1)
             raw = tx.serialize()
             self._store(db, tx, tx.txid(), raw, kind="faucet", fee=0)
         return tx.txid()
 
     def mine(self, blocks: int = 1) -> list[int]:
-        """Mine `blocks` blocks; the first takes the whole mempool. Returns the new heights."""
+        """Mine `blocks` blocks; the first takes the whole mempool. Returns the new heights.
+
+        A conflict whose competitor is now in a block becomes REJECTED, as ARC reports it; so does a
+        transaction that chaos reported as seen but the network never took."""
         heights = []
         for _ in range(blocks):
             with self._write() as db:
@@ -273,7 +463,20 @@ class LocalLedger:
                 block_hash = sha256d(header + b"".join(bytes.fromhex(txid) for txid in txids)).hex()
                 db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)", (height + 1, block_hash, prev_hash, now))
                 db.execute("UPDATE txs SET block_height = ? WHERE block_height IS NULL", (height + 1,))
+                losers = [
+                    row[0] for row in db.execute("SELECT txid FROM conflicts WHERE state != 'REJECTED'")
+                ]
+                db.execute(
+                    "UPDATE conflicts SET state = 'REJECTED', detail = CASE state "
+                    "WHEN 'SEEN_ON_NETWORK' THEN 'transaction rejected as not existing in node mempool' "
+                    "ELSE 'double spend attempted' END, at = ? WHERE state != 'REJECTED'",
+                    (time.time(),),
+                )
             heights.append(height + 1)
+            for txid in txids:
+                self.chaos.notify(txid, TxState.MINED)
+            for txid in losers:
+                self.chaos.notify(txid, TxState.REJECTED)
         return heights
 
     def mempool(self) -> list[str]:
@@ -289,6 +492,10 @@ class LocalLedger:
         row = self._db().execute("SELECT hash FROM blocks WHERE height = ?", (height,)).fetchone()
         return None if row is None else str(row[0])
 
+    def callbacks(self, txid: str) -> list[tuple[str, str, bool]]:
+        rows = self._db().execute("SELECT url, token, full_updates FROM callbacks WHERE txid = ?", (txid,))
+        return [(str(url), str(token), bool(full)) for url, token, full in rows]
+
     def summary(self) -> dict[str, Any]:
         db = self._db()
         utxo_count, utxo_value = db.execute(
@@ -301,21 +508,22 @@ class LocalLedger:
             "best_block_hash": self.block_hash(self.height()),
             "transactions": db.execute("SELECT COUNT(*) FROM txs").fetchone()[0],
             "mempool": len(self.mempool()),
+            "conflicts": db.execute("SELECT COUNT(*) FROM conflicts").fetchone()[0],
             "utxos": utxo_count,
             "utxo_satoshis": utxo_value,
             "fee_rate_sat_per_kb": self.fee_rate.satoshis_per_kb,
         }
 
     def policy(self) -> dict[str, Any]:
-        """The ARC `GET /v1/policy` document for this ledger."""
+        """The ARC `GET /v1/policy` document for this ledger (schema `PolicyResponse` in arc.yaml)."""
         return {
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "policy": {
                 "maxscriptsizepolicy": self.limits.max_script_bytes,
+                "maxtxsigopscountspolicy": 4_294_967_295,
                 "maxtxsizepolicy": self.limits.max_transaction_bytes,
-                "maxscriptnumlengthpolicy": self.limits.max_number_bytes,
-                "maxstackmemoryusagepolicy": self.limits.max_stack_memory_bytes,
                 "miningFee": {"satoshis": self.fee_rate.satoshis_per_kb, "bytes": 1000},
+                "standardFormatSupported": True,
             },
         }
 
@@ -323,40 +531,61 @@ class LocalLedger:
 
     def _check_inputs(
         self, tx: Transaction, txid: str, db: sqlite3.Connection | None = None
-    ) -> list[SpentOutput]:
+    ) -> tuple[list[SpentOutput], Conflict | None]:
+        """What each input spends, and the conflict when a competitor spent any of them first."""
         db = db or self._db()
         spent = []
+        competing: list[str] = []
+        mined_spend = False
         for index, tx_input in enumerate(tx.inputs):
             outpoint = f"{tx_input.source_txid}:{tx_input.source_output_index}"
             if tx_input.source_txid == NULL_TXID:
                 raise rejection(
-                    "463", f"input {index} is a coinbase input; only the ledger makes those", txid
+                    "462", f"input {index} is a coinbase input; only the ledger makes those", txid
                 )
             row = db.execute(
-                "SELECT satoshis, script, spent_by FROM outputs WHERE txid = ? AND vout = ?",
+                "SELECT o.satoshis, o.script, o.spent_by, s.block_height FROM outputs o "
+                "LEFT JOIN txs s ON s.txid = o.spent_by WHERE o.txid = ? AND o.vout = ?",
                 (tx_input.source_txid, tx_input.source_output_index),
             ).fetchone()
             if row is None:
-                raise rejection("462", f"input {index} spends unknown output {outpoint}", txid)
-            satoshis, script, spent_by = row
+                if db.execute("SELECT 1 FROM txs WHERE txid = ?", (tx_input.source_txid,)).fetchone():
+                    raise rejection("462", f"input {index} spends {outpoint}, which does not exist", txid)
+                raise rejection("460", f"input {index} spends {outpoint}: parent transaction not found", txid)
+            satoshis, script, spent_by, spender_height = row
             if spent_by is not None and spent_by != txid:
-                where = self.status(spent_by)
-                place = "the mempool" if where.state is TxState.MEMPOOL else f"block {where.block_height}"
-                raise rejection(
-                    "466", f"input {index} spends {outpoint}, already spent by {spent_by} in {place}", txid
-                )
+                if spender_height is None:
+                    competing.append(str(spent_by))
+                else:
+                    mined_spend = True
             spent.append(SpentOutput(int(satoshis), bytes(script)))
-        return spent
+        if mined_spend:
+            return spent, Conflict("SEEN_IN_ORPHAN_MEMPOOL", (), "an input is spent in a block")
+        if competing:
+            return spent, Conflict("DOUBLE_SPEND_ATTEMPTED", tuple(dict.fromkeys(competing)), "")
+        return spent, None
 
-    def _check_final(self, tx: Transaction, txid: str) -> None:
+    def _check_outputs(self, tx: Transaction, txid: str) -> None:
+        for index, out in enumerate(tx.outputs):
+            script = out.locking_script.serialize()
+            is_data = script[:1] == b"\x6a" or script[:2] == b"\x00\x6a"  # (OP_FALSE) OP_RETURN
+            if out.satoshis < DUST_LIMIT and not is_data:
+                raise rejection("464", f"output {index} pays {out.satoshis} sat, under the dust limit", txid)
+
+    def _is_final(self, tx: Transaction) -> bool:
+        """Whether a node would take it now (ARC does not check; the node rejects it: REJECTED)."""
         if tx.locktime == 0 or all(tx_input.sequence == SEQUENCE_FINAL for tx_input in tx.inputs):
-            return
-        next_height = self.height() + 1
-        if tx.locktime < LOCKTIME_THRESHOLD and tx.locktime < next_height:
-            return
-        if tx.locktime >= LOCKTIME_THRESHOLD and tx.locktime < int(time.time()):
-            return
-        raise rejection("409", f"lock time {tx.locktime} is in the future (next block {next_height})", txid)
+            return True
+        if tx.locktime < LOCKTIME_THRESHOLD:
+            return bool(tx.locktime < self.height() + 1)
+        return tx.locktime < int(time.time())
+
+    def _valid(self, tx: Transaction, spent: Sequence[SpentOutput]) -> bool:
+        try:
+            verify_transaction(tx, spent, fee_rate=self.fee_rate, policy=self.limits)
+        except VerificationError:
+            return False
+        return True
 
     def _store(
         self, db: sqlite3.Connection, tx: Transaction, txid: str, raw: bytes, *, kind: str, fee: int
@@ -371,22 +600,32 @@ class LocalLedger:
                     "UPDATE outputs SET spent_by = ? WHERE txid = ? AND vout = ?",
                     (txid, tx_input.source_txid, tx_input.source_output_index),
                 )
-        for vout, tx_output in enumerate(tx.outputs):
-            script = tx_output.locking_script.serialize()
+        for vout, out in enumerate(tx.outputs):
+            script = out.locking_script.serialize()
             db.execute(
                 "INSERT INTO outputs VALUES (?, ?, ?, ?, ?, NULL)",
-                (txid, vout, tx_output.satoshis, script, hash160_of_p2pkh_script(script)),
+                (txid, vout, out.satoshis, script, hash160_of_p2pkh_script(script)),
             )
 
-    def _remember_rejection(self, txid: str | None, error: TransactionRejected) -> None:
-        if txid is None:
-            return
+    def _store_conflict(self, txid: str, raw: bytes, conflict: Conflict) -> TxStatus:
+        """Store a transaction ARC keeps without the network taking it; the competitors it names are
+        flipped to DOUBLE_SPEND_ATTEMPTED too, as ARC flips the first-seen transaction."""
         with self._write() as db:
             db.execute(
-                "INSERT OR REPLACE INTO rejected VALUES (?, ?, ?, ?)",
-                (txid, error.code or "", str(error), time.time()),
+                "INSERT OR REPLACE INTO conflicts VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    txid,
+                    raw,
+                    conflict.arc_status,
+                    json.dumps(conflict.competing),
+                    conflict.detail,
+                    time.time(),
+                ),
             )
-
-
-def entries_to_json(entries: list[LedgerEntry]) -> str:
-    return json.dumps([entry.to_json() for entry in entries], indent=2)
+            for competitor in conflict.competing:
+                db.execute("INSERT OR IGNORE INTO contests VALUES (?, ?)", (competitor, txid))
+        status = self.status(txid)
+        self.chaos.notify(txid, status.state)
+        for competitor in conflict.competing:
+            self.chaos.notify(competitor, TxState.DOUBLE_SPEND)
+        return status

@@ -1,15 +1,23 @@
-"""HTTP face of the LocalLedger: ARC's broadcast API plus WhatsOnChain-style lookups, on the standard library.
+"""HTTP face of the LocalLedger: ARC's API and WhatsOnChain-style lookups, on the standard library.
 
-The paths are those of the real services, so `contracts.arc.ArcBackend` runs unchanged against the ledger
-(ARC at `http://HOST:PORT`, WhatsOnChain at `http://HOST:PORT/v1/bsv/regtest`):
+The paths, status codes and bodies are those of the real services (bitcoin-sv/arc `pkg/api/arc.yaml`,
+`pkg/api/status.go`, `internal/api/handler`), so `contracts.arc.ArcBackend` and bsv-sdk's own ARC broadcaster
+run unchanged against the ledger (ARC at `http://HOST:PORT`, WhatsOnChain at `http://HOST:PORT/v1/bsv/NET`):
 
-- ARC: `POST /v1/tx` (body: raw bytes, hex text, or JSON `{"rawTx": hex}`), `GET /v1/tx/{txid}`,
-  `GET /v1/policy`. Rejections answer with ARC's status codes (461 script, 462 inputs, 463 malformed,
-  465 fee, 466 double spend, 474 size, 409 not final) and an RFC 7807 JSON body.
-- WhatsOnChain: `GET /v1/bsv/{net}/chain/info`, `.../address/{address}/unspent`, `.../tx/{txid}/hex`,
-  `.../tx/hash/{txid}`.
-- Ledger only (development): `POST /ledger/fund {"address", "satoshis"}`, `POST /ledger/mine {"blocks"}`,
-  `GET /ledger/status`, `GET /ledger/dump`.
+- ARC: `POST /v1/tx` and `POST /v1/txs` (JSON `{"rawTx": hex}` / a list of them, `text/plain` hex, or
+  `application/octet-stream` bytes; raw, Extended Format or BEEF), `GET /v1/tx/{txid}`, `GET /v1/policy`,
+  `GET /v1/health`. Headers `X-WaitFor`, `X-MaxTimeout` (at most 30), `X-SkipFeeValidation`,
+  `X-CallbackUrl`, `X-CallbackToken`, `X-FullStatusUpdates` are honoured. A submission answers HTTP 200
+  with a `txStatus` (a double spend is 200 DOUBLE_SPEND_ATTEMPTED with `competingTxs`) or ARC's error body
+  (`type`, `title`, `status`, `detail`, `instance`, `txid`, `extraInfo`) with the error's status code.
+- WhatsOnChain: `GET /v1/bsv/{net}/chain/info`, `.../address/{address}/unspent/all` (and the legacy
+  `/unspent`), `.../tx/{txid}/hex`, `.../tx/hash/{txid}`, `.../tx/{txid}/{vout}/spent`.
+- Ledger: `GET /ledger/status`, `GET /ledger/dump`; with `dev=True` only (the `--dev` flag), the faucet
+  `POST /ledger/fund {"address", "satoshis"}`, `POST /ledger/mine {"blocks"}` and the chaos plan
+  `POST /ledger/chaos {...}` / `DELETE /ledger/chaos`.
+
+The server is bounded: a socket timeout per connection, a request body cap derived from the policy's largest
+transaction, a cap on concurrent connections, and a 400 for a missing or malformed Content-Length.
 """
 
 from __future__ import annotations
@@ -21,23 +29,52 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlparse
 
 from contracts.chain import TxState
-from contracts.errors import AddressError, ContractsError, TransactionNotFound, TransactionRejected
-from contracts.ledger import ERROR_TITLES, LocalLedger
+from contracts.errors import AddressError, ChainUnavailable, ContractsError, TransactionNotFound
+from contracts.errors import TransactionRejected as Rejected
+from contracts.ledger import ERRORS, LocalLedger
 
 log = logging.getLogger(__name__)
-MAX_BODY_BYTES = 32 * 1024 * 1024  # a 10 MB transaction in hex inside JSON fits comfortably
 TXID = r"(?P<txid>[0-9a-fA-F]{64})"
 WOC = r"/v1/bsv/(?P<net>\w+)"
-ARC_STATUS = {TxState.MEMPOOL: "SEEN_ON_NETWORK", TxState.MINED: "MINED", TxState.REJECTED: "REJECTED"}
+MAX_TIMEOUT = 30  # ARC's limit on X-MaxTimeout, seconds
+DEFAULT_TIMEOUT = 5
+# ARC's txStatus order (metamorph_api.proto): X-WaitFor waits for a status at or past the one named.
+STATUS_ORDER = {
+    "UNKNOWN": 0, "QUEUED": 10, "RECEIVED": 20, "STORED": 30, "ANNOUNCED_TO_NETWORK": 40,
+    "REQUESTED_BY_NETWORK": 50, "SENT_TO_NETWORK": 60, "ACCEPTED_BY_NETWORK": 70,
+    "SEEN_IN_ORPHAN_MEMPOOL": 80, "SEEN_ON_NETWORK": 90, "DOUBLE_SPEND_ATTEMPTED": 100, "REJECTED": 110,
+    "MINED_IN_STALE_BLOCK": 115, "MINED": 120,
+}  # fmt: skip
+VERSION = "digit-bounty-ledger"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> tuple[int, dict[str, Any]]:
-    """An RFC 7807 body as ARC sends it."""
-    body: dict[str, Any] = {"type": f"https://bitcoin-sv.github.io/arc/#/errors?id=_{status}", "title": title}
-    body.update({"status": status, "detail": detail, "instance": None, **extra})
-    return status, body
+class BadRequest(ValueError):
+    """A request ARC answers with 400."""
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def problem(status: int, extra_info: str, txid: str | None = None) -> tuple[int, dict[str, Any]]:
+    """ARC's error body (`ErrorFields`): all seven keys, always."""
+    title, detail = ERRORS.get(str(status), ERRORS["409"])
+    return status, {
+        "detail": detail,
+        "extraInfo": extra_info,
+        "instance": None,
+        "status": status,
+        "title": title,
+        "txid": txid,
+        "type": f"https://bitcoin-sv.github.io/arc/#/errors?id=_{status}",
+    }
+
+
+def truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
 
 
 class LedgerRequestHandler(BaseHTTPRequestHandler):
@@ -47,6 +84,8 @@ class LedgerRequestHandler(BaseHTTPRequestHandler):
     # delayed ACK then stalls every response by ~40 ms (measured: 58 -> 8 ms per POST /v1/tx on a
     # requests.Session, benchmarks/ledger_load.py). TCP_NODELAY sends each write at once.
     disable_nagle_algorithm = True
+    # A socket timeout: a client that opens a connection and sends nothing (or half a request) is dropped.
+    timeout = 15
 
     def finish(self) -> None:
         # Each connection is served by its own thread, and LocalLedger keeps one SQLite connection per
@@ -72,15 +111,25 @@ class LedgerRequestHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
     def _body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            raise ValueError(f"request body of {length} bytes is over {MAX_BODY_BYTES}")
+        text = self.headers.get("Content-Length")
+        if text is None:
+            if self.command == "POST":
+                self.close_connection = True
+                raise BadRequest("a request body needs a Content-Length")
+            return b""
+        if not text.strip().isdigit():
+            self.close_connection = True  # the rest of the stream cannot be framed
+            raise BadRequest(f"bad Content-Length {text!r}")
+        length = int(text)
+        if length > self.server.max_body_bytes:
+            self.close_connection = True
+            raise BadRequest(f"request body of {length} bytes is over {self.server.max_body_bytes}")
         return self.rfile.read(length)
 
     def _json_body(self) -> dict[str, Any]:
         data = json.loads(self._body() or b"{}")
         if not isinstance(data, dict):
-            raise ValueError("expected a JSON object")
+            raise BadRequest("expected a JSON object")
         return data
 
     def _dispatch(self, routes: list[tuple[str, Any]]) -> None:
@@ -90,83 +139,142 @@ class LedgerRequestHandler(BaseHTTPRequestHandler):
             if match:
                 try:
                     result = handler(**match.groupdict())
-                except (ValueError, AddressError, json.JSONDecodeError) as error:
-                    result = problem(400, "Bad request", str(error))
+                except (ValueError, AddressError) as error:  # BadRequest and JSONDecodeError included
+                    result = problem(400, str(error))
                 except TransactionNotFound as error:
-                    result = problem(404, "Not found", str(error))
+                    result = problem(404, str(error))
                 except ContractsError as error:
-                    result = problem(409, "Generic error", str(error))
+                    result = problem(409, str(error))
                 self._send(*result)
                 return
-        self._send(*problem(404, "Not found", f"no route for {self.command} {path}"))
+        self._send(*problem(404, f"no route for {self.command} {path}"))
 
     def do_GET(self) -> None:
+        ledger = self.server.ledger
         self._dispatch(
             [
                 (rf"/v1/tx/{TXID}", self.arc_status),
-                (r"/v1/policy", lambda: (200, self.server.ledger.policy())),
+                (r"/v1/policy", lambda: (200, ledger.policy())),
+                (r"/v1/health", lambda: (200, {"healthy": True, "reason": None, "version": VERSION})),
                 (rf"{WOC}/chain/info", self.woc_chain_info),
+                (rf"{WOC}/address/(?P<address>\w+)/unspent/all", self.woc_unspent_all),
                 (rf"{WOC}/address/(?P<address>\w+)/unspent", self.woc_unspent),
                 (rf"{WOC}/tx/{TXID}/hex", self.woc_hex),
                 (rf"{WOC}/tx/hash/{TXID}", self.woc_tx),
-                (r"/ledger/status", lambda: (200, self.server.ledger.summary())),
-                (r"/ledger/dump", lambda: (200, [e.to_json() for e in self.server.ledger.dump()])),
+                (rf"{WOC}/tx/{TXID}/(?P<vout>\d+)/spent", self.woc_spent),
+                (r"/ledger/status", lambda: (200, ledger.summary())),
+                (r"/ledger/dump", lambda: (200, [e.to_json() for e in ledger.dump()])),
             ]
         )
 
     def do_POST(self) -> None:
-        self._dispatch(
-            [
-                (r"/v1/tx", self.arc_broadcast),
+        routes: list[tuple[str, Any]] = [
+            (r"/v1/tx", self.arc_broadcast),
+            (r"/v1/txs", self.arc_broadcast_many),
+        ]
+        if self.server.dev:
+            routes += [
                 (r"/ledger/fund", self.ledger_fund),
                 (r"/ledger/mine", self.ledger_mine),
+                (r"/ledger/chaos", self.ledger_chaos),
             ]
-        )
+        self._dispatch(routes)
+
+    def do_DELETE(self) -> None:
+        self._dispatch([(r"/ledger/chaos", self.ledger_chaos_off)] if self.server.dev else [])
 
     # -- ARC -----------------------------------------------------------------------------------------------
 
-    def _raw_from_body(self) -> bytes:
-        body = self._body()
-        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        if content_type == "application/json":
-            data = json.loads(body)
-            raw_hex = data.get("rawTx") if isinstance(data, dict) else None
-            if not isinstance(raw_hex, str):
-                raise ValueError('expected a JSON body {"rawTx": "<hex>"}')
-            return bytes.fromhex(raw_hex)
-        if content_type == "text/plain":
-            return bytes.fromhex(body.decode("ascii").strip())
-        return body
+    def _content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").lower()
 
-    def _arc_tx_info(self, txid: str) -> dict[str, Any]:
+    def _submissions(self, many: bool) -> list[bytes]:
+        """The transactions in the body, as ARC's parsers read them (internal/api/handler/parsers.go)."""
+        body = self._body()
+        content_type = self._content_type()
+        try:
+            if "application/json" in content_type:
+                data = json.loads(body or b"null")
+                items = data if many and isinstance(data, list) else [data]
+                readable = all(isinstance(i, dict) and isinstance(i.get("rawTx"), str) for i in items)
+                if not items or not readable:
+                    raise BadRequest("no transaction found - empty request body")
+                return [bytes.fromhex(item["rawTx"]) for item in items]
+            if "text/plain" in content_type:
+                lines = body.decode("ascii").split("\n") if many else [body.decode("ascii")]
+                found = [bytes.fromhex(line) for line in lines if line or not many]
+                if not found or not found[0]:
+                    raise BadRequest("no transaction found - empty request body")
+                return found
+            if "application/octet-stream" in content_type:
+                if not body:
+                    raise BadRequest("no transaction found - empty request body")
+                return [body]  # several back to back are not split: send JSON for /v1/txs
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise BadRequest(f"error parsing transactions from request: {error}") from None
+        except ValueError as error:
+            if isinstance(error, BadRequest):
+                raise
+            raise BadRequest(f"error parsing transactions from request: {error}") from None
+        raise BadRequest(
+            f"error parsing transactions from request: given content-type {content_type} does not match "
+            "any of the allowed content-types"
+        )
+
+    def _options(self) -> tuple[str, int, bool, tuple[str, str, bool] | None]:
+        wait_for = self.headers.get("X-WaitFor") or "SEEN_ON_NETWORK"
+        if wait_for not in STATUS_ORDER:
+            raise BadRequest(f"status not supported\nstatus: {wait_for}")
+        text = self.headers.get("X-MaxTimeout")
+        if text is not None and not text.strip().isdigit():
+            raise BadRequest(f"invalid X-MaxTimeout {text!r}")
+        max_timeout = int(text) if text is not None else DEFAULT_TIMEOUT
+        if max_timeout > MAX_TIMEOUT:
+            raise BadRequest(f"max timeout can not be higher than {MAX_TIMEOUT} ")
+        callback = None
+        url = self.headers.get("X-CallbackUrl")
+        if url:
+            parsed = urlparse(url)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise BadRequest(f"invalid callback URL [{url}]")
+            token = self.headers.get("X-CallbackToken") or ""
+            callback = (url, token, truthy(self.headers.get("X-FullStatusUpdates")))
+        return wait_for, max_timeout, truthy(self.headers.get("X-SkipFeeValidation")), callback
+
+    def _submit_one(self, raw: bytes, options: tuple[str, int, bool, Any]) -> tuple[int, dict[str, Any]]:
+        wait_for, max_timeout, skip_fee, callback = options
         ledger = self.server.ledger
-        status = ledger.status(txid)
-        return {
-            "txid": txid,
-            "txStatus": ARC_STATUS.get(status.state, "UNKNOWN"),
-            "blockHash": ledger.block_hash(status.block_height) if status.block_height is not None else None,
-            "blockHeight": status.block_height,
-            "extraInfo": status.detail,
-            "competingTxs": None,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+        try:
+            status = ledger.submit(raw, skip_fee=skip_fee, callback=callback)
+        except Rejected as error:
+            return problem(int(error.code or 409), str(error), error.txid)
+        except ChainUnavailable as error:
+            return problem(409, str(error))
+        # Only mining moves a status further; wait for it when asked, as ARC waits up to X-MaxTimeout.
+        deadline = time.monotonic() + max_timeout
+        while STATUS_ORDER[wait_for] > STATUS_ORDER["REJECTED"] and time.monotonic() < deadline:
+            if ledger.status(status.txid).state is TxState.MINED:
+                break
+            time.sleep(0.05)
+        return 200, {**ledger.arc_json(status.txid), "status": 200, "title": "OK"}
 
     def arc_broadcast(self) -> tuple[int, dict[str, Any]]:
-        try:
-            raw = self._raw_from_body()
-        except (ValueError, UnicodeDecodeError) as error:
-            return problem(463, ERROR_TITLES["463"], f"cannot read the transaction: {error}")
-        try:
-            txid = self.server.ledger.broadcast(raw)
-        except TransactionRejected as error:
-            code = int(error.code or 409)
-            return problem(code, ERROR_TITLES.get(str(code), "Rejected"), str(error), txid=error.txid)
-        return 200, {**self._arc_tx_info(txid), "status": 200, "title": "OK"}
+        options = self._options()
+        return self._submit_one(self._submissions(many=False)[0], options)
+
+    def arc_broadcast_many(self) -> tuple[int, list[dict[str, Any]]]:
+        options = self._options()
+        answers = [self._submit_one(raw, options) for raw in self._submissions(many=True)]
+        # ARC lists the successes first, then the failures (internal/api/handler/default.go).
+        return 200, [body for code, body in answers if code == 200] + [
+            body for code, body in answers if code != 200
+        ]
 
     def arc_status(self, txid: str) -> tuple[int, dict[str, Any]]:
-        if self.server.ledger.status(txid).state is TxState.UNKNOWN:
-            return problem(404, "Not found", f"transaction {txid} is unknown", txid=txid)
-        return 200, self._arc_tx_info(txid)
+        ledger = self.server.ledger
+        if ledger.status(txid).state is TxState.UNKNOWN:
+            return problem(404, "transaction not found", txid)
+        return 200, ledger.arc_json(txid)
 
     # -- WhatsOnChain --------------------------------------------------------------------------------------
 
@@ -175,12 +283,24 @@ class LedgerRequestHandler(BaseHTTPRequestHandler):
         best = self.server.ledger.block_hash(height)
         return 200, {"chain": net, "blocks": height, "headers": height, "bestblockhash": best}
 
-    def woc_unspent(self, net: str, address: str) -> tuple[int, list[dict[str, Any]]]:
-        utxos = self.server.ledger.utxos(address)
-        return 200, [
-            {"height": utxo.height or 0, "tx_pos": utxo.vout, "tx_hash": utxo.txid, "value": utxo.satoshis}
-            for utxo in utxos
+    def _unspent_rows(self, address: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "height": utxo.height or 0,
+                "tx_pos": utxo.vout,
+                "tx_hash": utxo.txid,
+                "value": utxo.satoshis,
+                "isSpentInMempoolTx": False,
+                "status": "confirmed" if utxo.height else "unconfirmed",
+            }
+            for utxo in self.server.ledger.utxos(address)
         ]
+
+    def woc_unspent_all(self, net: str, address: str) -> tuple[int, dict[str, Any]]:
+        return 200, {"address": address, "script": "", "result": self._unspent_rows(address), "error": ""}
+
+    def woc_unspent(self, net: str, address: str) -> tuple[int, list[dict[str, Any]]]:
+        return 200, self._unspent_rows(address)
 
     def woc_hex(self, net: str, txid: str) -> tuple[int, str, str]:
         return 200, self.server.ledger.get_transaction(txid).hex(), "text/plain"
@@ -199,7 +319,15 @@ class LedgerRequestHandler(BaseHTTPRequestHandler):
             "confirmations": status.confirmations,
         }
 
-    # -- ledger --------------------------------------------------------------------------------------------
+    def woc_spent(self, net: str, txid: str, vout: str) -> tuple[Any, ...]:
+        ledger = self.server.ledger
+        spender = ledger.spender(txid, int(vout))
+        if spender is None:
+            return 404, "Not Found", "text/plain"
+        mined = ledger.status(spender).state is TxState.MINED
+        return 200, {"txid": spender, "vin": 0, "status": "confirmed" if mined else "unconfirmed"}
+
+    # -- ledger (development) ------------------------------------------------------------------------------
 
     def ledger_fund(self) -> tuple[int, dict[str, Any]]:
         data = self._json_body()
@@ -209,16 +337,51 @@ class LedgerRequestHandler(BaseHTTPRequestHandler):
     def ledger_mine(self) -> tuple[int, dict[str, Any]]:
         blocks = int(self._json_body().get("blocks", 1))
         if not 1 <= blocks <= 1000:
-            raise ValueError("mine 1 to 1000 blocks at a time")
+            raise BadRequest("mine 1 to 1000 blocks at a time")
         return 200, {"heights": self.server.ledger.mine(blocks)}
+
+    def ledger_chaos(self) -> tuple[int, dict[str, Any]]:
+        data = self._json_body()
+        plan = self.server.ledger.chaos.configure(
+            queue=list(data.get("queue") or ()),
+            rates=dict(data.get("rates") or {}),
+            callback_delay=float(data.get("callback_delay") or 0),
+            callback_twice=bool(data.get("callback_twice")),
+            seed=data.get("seed"),
+        )
+        return 200, plan
+
+    def ledger_chaos_off(self) -> tuple[int, dict[str, Any]]:
+        self.server.ledger.chaos.clear()
+        return 200, {}
 
 
 class LedgerHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    max_connections = 64
 
-    def __init__(self, ledger: LocalLedger, host: str = "127.0.0.1", port: int = 18332) -> None:
+    def __init__(
+        self, ledger: LocalLedger, host: str = "127.0.0.1", port: int = 18332, *, dev: bool = False
+    ) -> None:
         self.ledger = ledger
+        self.dev = dev
+        # A transaction as hex inside JSON is twice its size plus a little; a batch may hold a few.
+        self.max_body_bytes = 4 * ledger.limits.max_transaction_bytes + 4096
+        self._slots = threading.BoundedSemaphore(self.max_connections)
         super().__init__((host, port), LedgerRequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Refuse at once rather than start an unbounded number of threads for idle connections.
+        if not self._slots.acquire(blocking=False):
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     @property
     def url(self) -> str:
@@ -236,9 +399,11 @@ class LedgerService:
         host: str = "127.0.0.1",
         port: int = 18332,
         block_interval: float | None = None,
+        *,
+        dev: bool = False,
     ) -> None:
         self.ledger = ledger
-        self.server = LedgerHTTPServer(ledger, host, port)
+        self.server = LedgerHTTPServer(ledger, host, port, dev=dev)
         self.block_interval = block_interval
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []

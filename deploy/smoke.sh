@@ -198,7 +198,7 @@ psql_admin -c "CREATE DATABASE $DB"
 DATABASES_CREATED+=("$DB")
 
 step "local ledger behind its ARC-compatible HTTP endpoints"
-start ledger "$PY" -m contracts ledger serve --data "$WORK/ledger" --port "$LEDGER_PORT" --block-interval 2
+start ledger "$PY" -m contracts ledger serve --data "$WORK/ledger" --port "$LEDGER_PORT" --block-interval 2 --dev
 wait_for "the ledger's /v1/policy" 30 curl -fsS "http://127.0.0.1:$LEDGER_PORT/v1/policy"
 echo "  policy: $(curl -fsS "http://127.0.0.1:$LEDGER_PORT/v1/policy")"
 

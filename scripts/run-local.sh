@@ -62,7 +62,7 @@ if [ -z "${REDIS_URL_EXTERNAL:-}" ]; then
         --appendonly no --protected-mode yes
     wait_for "redis on port $REDIS_PORT" redis-cli -p "$REDIS_PORT" ping
 fi
-start ledger "$PY" -m contracts ledger serve --data "$LEDGER_DIR" --port "$LEDGER_PORT" \
+start ledger "$PY" -m contracts ledger serve --dev --data "$LEDGER_DIR" --port "$LEDGER_PORT" \
     --block-interval "$LEDGER_BLOCK_INTERVAL"
 wait_for "the ledger on port $LEDGER_PORT" "$PY" -c \
     "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$LEDGER_PORT/v1/policy', timeout=1)"

@@ -14,7 +14,7 @@ from ledger_helpers import ALICE, BOB, MALLORY
 
 from contracts.arc import ArcBackend
 from contracts.chain import ChainBackend, TxState
-from contracts.errors import ChainUnavailable, TransactionNotFound, TransactionRejected
+from contracts.errors import ChainUnavailable, DoubleSpend, TransactionNotFound, TransactionRejected
 from contracts.fees import FeeRate
 from contracts.ledger import LocalLedger
 from contracts.ledger_http import LedgerService
@@ -69,17 +69,32 @@ def test_it_broadcasts_and_follows_a_transaction_on_the_ledger(service: LedgerSe
     assert arc.policy()["policy"]["miningFee"]["satoshis"] == 100
 
 
-def test_it_reports_a_rejection_as_permanent_without_retrying(service: LedgerService) -> None:
+def test_it_reports_a_double_spend_as_arc_does_without_retrying(service: LedgerService) -> None:
+    """ARC answers a conflicting spend with HTTP 200 DOUBLE_SPEND_ATTEMPTED naming the first-seen
+    transaction, flips that one too, and after a block reports the loser REJECTED
+    (bitcoin-sv/arc test/submit_03_double_spending_test.go)."""
     sleeps = Sleeps()
     arc = backend_for(service.url, sleeps)
     coins = arc.utxos(ALICE.address)
-    arc.broadcast(build_payment(coins, ALICE, BOB.address, 10_000, fee_rate=RATE).raw)
+    first = build_payment(coins, ALICE, BOB.address, 10_000, fee_rate=RATE)
+    arc.broadcast(first.raw)
     double = build_payment(coins, ALICE, MALLORY.address, 10_000, fee_rate=RATE)
-    with pytest.raises(TransactionRejected, match="already spent") as caught:
+    with pytest.raises(DoubleSpend) as caught:
         arc.broadcast(double.raw)
-    assert (caught.value.permanent, caught.value.code, caught.value.txid) == (True, "466", double.txid)
+    assert caught.value.permanent and caught.value.txid == double.txid
+    assert (caught.value.code, caught.value.competing_txids) == ("DOUBLE_SPEND_ATTEMPTED", (first.txid,))
     assert sleeps == []
+    assert arc.status(double.txid).state is TxState.DOUBLE_SPEND
+    flipped = arc.status(first.txid)
+    assert (flipped.state, flipped.competing_txids) == (TxState.DOUBLE_SPEND, (double.txid,))
+    assert arc.spender(coins[0].txid, coins[0].vout) == first.txid
+    service.ledger.mine()
+    assert arc.status(first.txid).state is TxState.MINED
     assert arc.status(double.txid).state is TxState.REJECTED
+    late = build_payment(coins, ALICE, MALLORY.address, 9_000, fee_rate=RATE)
+    with pytest.raises(DoubleSpend) as orphan:
+        arc.broadcast(late.raw)
+    assert (orphan.value.code, orphan.value.competing_txids) == ("SEEN_IN_ORPHAN_MEMPOOL", ())
 
 
 def test_it_reports_a_low_fee_as_arc_465(service: LedgerService) -> None:
@@ -154,8 +169,8 @@ def recorded() -> Iterator[FixtureServer]:
 
     routes = {
         ("GET", "/v1/bsv/main/chain/info"): fixture("woc_chain_info.json"),
-        ("GET", "/v1/bsv/main/address/1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2/unspent"): fixture(
-            "woc_address_unspent.json"
+        ("GET", "/v1/bsv/main/address/1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2/unspent/all"): fixture(
+            "woc_address_unspent_all.json"
         ),
         ("GET", f"/v1/bsv/main/tx/{GENESIS_TXID}/hex"): fixture("woc_tx_hex.txt", "text/plain"),
         ("GET", f"/v1/tx/{GENESIS_TXID}"): fixture("arc_get_tx_mined.json"),

@@ -66,6 +66,7 @@ def test_the_ledger_serves_as_its_own_process(tmp_path: Path) -> None:
         "--port",
         "0",
         "--json",
+        "--dev",
     ]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:

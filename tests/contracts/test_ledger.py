@@ -11,7 +11,7 @@ from ledger_helpers import ALICE, BOB, MALLORY, reverify_ledger_with_bitcoinx
 
 from contracts.address import p2pkh_locking_script
 from contracts.chain import ChainBackend, TxState, Utxo
-from contracts.errors import TransactionNotFound, TransactionRejected
+from contracts.errors import DoubleSpend, TransactionNotFound, TransactionRejected
 from contracts.fees import FeeRate
 from contracts.ledger import LocalLedger
 from contracts.transactions import build_payment, sign_p2pkh_inputs, unsigned_input
@@ -85,19 +85,31 @@ def test_it_rejects_a_double_spend_in_the_mempool(funded: LocalLedger) -> None:
     first = build_payment(coins, ALICE, BOB.address, 10_000, fee_rate=RATE)
     second = build_payment(coins, ALICE, MALLORY.address, 10_000, fee_rate=RATE)
     funded.broadcast(first.raw)
-    with pytest.raises(TransactionRejected, match=r"already spent by \w+ in the mempool") as caught:
+    with pytest.raises(DoubleSpend) as caught:
         funded.broadcast(second.raw)
-    assert caught.value.code == "466" and caught.value.permanent
-    assert funded.status(second.txid).state is TxState.REJECTED
+    assert caught.value.code == "DOUBLE_SPEND_ATTEMPTED" and caught.value.permanent
+    assert caught.value.competing_txids == (first.txid,)
+    assert funded.status(second.txid).state is TxState.DOUBLE_SPEND
     assert funded.utxos(MALLORY.address) == []
+    assert funded.spender(coins[0].txid, coins[0].vout) == first.txid
+    with pytest.raises(DoubleSpend):
+        funded.broadcast(second.raw)  # known: the same answer again, nothing new stored
+    funded.mine()
+    loser = funded.status(second.txid)
+    assert (loser.state, loser.detail) == (TxState.REJECTED, "double spend attempted")
+    winner = funded.status(first.txid)
+    assert (winner.state, winner.detail) == (TxState.MINED, "previously double spend attempted")
 
 
 def test_it_rejects_a_double_spend_of_a_mined_output(funded: LocalLedger) -> None:
     coins = funded.utxos(ALICE.address)
     funded.broadcast(build_payment(coins, ALICE, BOB.address, 10_000, fee_rate=RATE).raw)
     funded.mine()
-    with pytest.raises(TransactionRejected, match="in block 1"):
-        funded.broadcast(build_payment(coins, ALICE, MALLORY.address, 9_000, fee_rate=RATE).raw)
+    late = build_payment(coins, ALICE, MALLORY.address, 9_000, fee_rate=RATE)
+    with pytest.raises(DoubleSpend) as caught:
+        funded.broadcast(late.raw)
+    assert (caught.value.code, caught.value.competing_txids) == ("SEEN_IN_ORPHAN_MEMPOOL", ())
+    assert funded.status(late.txid).state is TxState.ORPHAN
 
 
 def test_it_lets_only_one_of_two_racing_spends_in(funded: LocalLedger) -> None:
@@ -111,7 +123,7 @@ def test_it_lets_only_one_of_two_racing_spends_in(funded: LocalLedger) -> None:
         try:
             funded.broadcast(raw)
             outcomes.append("accepted")
-        except TransactionRejected as error:
+        except DoubleSpend as error:
             outcomes.append(error.code or "")
 
     threads = [threading.Thread(target=submit, args=(raw,)) for raw in racers]
@@ -119,15 +131,16 @@ def test_it_lets_only_one_of_two_racing_spends_in(funded: LocalLedger) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(outcomes) == ["466", "accepted"]
+    assert sorted(outcomes) == ["DOUBLE_SPEND_ATTEMPTED", "accepted"]
 
 
 def test_it_rejects_a_spend_of_an_unknown_output(ledger: LocalLedger) -> None:
     ghost = Utxo("ab" * 32, 0, 50_000, ALICE.locking_script())
     raw = build_payment([ghost], ALICE, BOB.address, 10_000, fee_rate=RATE).raw
-    with pytest.raises(TransactionRejected, match="unknown output") as caught:
+    with pytest.raises(TransactionRejected, match="parent transaction not found") as caught:
         ledger.broadcast(raw)
-    assert caught.value.code == "462"
+    assert caught.value.code == "460"
+    assert ledger.status(caught.value.txid or "").state is TxState.UNKNOWN, "a refusal is not stored"
 
 
 def test_it_rejects_a_fee_below_the_floor(funded: LocalLedger) -> None:
@@ -150,9 +163,11 @@ def test_it_rejects_a_non_final_transaction(funded: LocalLedger) -> None:
     tx = parse_transaction(build_payment(coins, ALICE, BOB.address, 10_000, fee_rate=RATE).raw)
     tx.locktime = 50  # a height far ahead, with a non-final sequence: not minable yet
     tx.inputs[0].sequence = 0
-    with pytest.raises(TransactionRejected, match="not final") as caught:
+    with pytest.raises(TransactionRejected, match="non-final") as caught:
         funded.broadcast(tx.serialize())
-    assert caught.value.code == "409"
+    # ARC does not check finality; the node refuses it and ARC reports REJECTED (HTTP 200).
+    assert caught.value.code == "REJECTED"
+    assert funded.status(tx.txid()).state is TxState.REJECTED
 
 
 def test_it_rejects_an_oversize_transaction(ledger: LocalLedger) -> None:
@@ -170,7 +185,7 @@ def test_it_rejects_an_oversize_transaction(ledger: LocalLedger) -> None:
 def test_it_rejects_malformed_bytes(ledger: LocalLedger) -> None:
     with pytest.raises(TransactionRejected) as caught:
         ledger.broadcast(b"\x01\x00\x00\x00\xff")
-    assert caught.value.code == "463"
+    assert caught.value.code == "400"
 
 
 def test_it_refuses_unknown_transactions(ledger: LocalLedger) -> None:

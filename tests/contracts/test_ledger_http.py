@@ -14,6 +14,7 @@ from contracts.fees import FeeRate
 from contracts.ledger import LocalLedger
 from contracts.ledger_http import LedgerService
 from contracts.transactions import build_payment
+from contracts.txverify import parse_transaction
 
 RATE = FeeRate(100)
 
@@ -21,7 +22,7 @@ RATE = FeeRate(100)
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[LedgerService]:
     ledger = LocalLedger(tmp_path / "ledger", fee_rate=RATE)
-    with LedgerService(ledger, port=0) as running:
+    with LedgerService(ledger, port=0, dev=True) as running:
         yield running
 
 
@@ -54,20 +55,23 @@ def test_it_accepts_a_transaction_in_every_body_form(funded: LedgerService, form
     assert funded.ledger.get_transaction(body["txid"]) == raw
 
 
-def test_it_answers_a_double_spend_with_arc_466(funded: LedgerService) -> None:
+def test_it_answers_a_double_spend_with_200_double_spend_attempted(funded: LedgerService) -> None:
     first, second = payment(funded, BOB.address), payment(funded, MALLORY.address)
     requests.post(f"{funded.url}/v1/tx", data=first, headers={"Content-Type": "application/octet-stream"})
     answer = requests.post(
         f"{funded.url}/v1/tx", data=second, headers={"Content-Type": "application/octet-stream"}
     )
-    assert answer.status_code == 466
-    assert answer.json()["title"].startswith("Conflicting transaction")
-    assert "already spent" in answer.json()["detail"]
+    # ARC: HTTP 200, status 200, title OK, the conflict in txStatus (test/submit_03_double_spending_test.go)
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["status"], body["title"], body["txStatus"]) == (200, "OK", "DOUBLE_SPEND_ATTEMPTED")
+    assert body["competingTxs"] == [parse_transaction(first).txid()]
 
 
-def test_it_answers_garbage_with_arc_463(service: LedgerService) -> None:
+def test_it_answers_unreadable_hex_with_400(service: LedgerService) -> None:
     answer = requests.post(f"{service.url}/v1/tx", json={"rawTx": "zz"})
-    assert answer.status_code == 463
+    assert answer.status_code == 400
+    assert answer.json()["txid"] is None
 
 
 def test_it_reports_status_through_mining(funded: LedgerService) -> None:
@@ -88,13 +92,13 @@ def test_it_serves_policy_and_lookups(funded: LedgerService) -> None:
     assert [row["value"] for row in unspent] == [50_000] and unspent[0]["height"] == 0
     assert requests.get(f"{funded.url}/v1/bsv/regtest/chain/info").json()["blocks"] == 0
     bad = requests.get(f"{funded.url}/v1/bsv/regtest/address/1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN3/unspent")
-    assert bad.status_code == 400 and "checksum" in bad.json()["detail"]
+    assert bad.status_code == 400 and "checksum" in bad.json()["extraInfo"]
     assert requests.get(f"{funded.url}/nowhere").status_code == 404
 
 
 def test_it_mines_on_a_timer(tmp_path: Path) -> None:
     ledger = LocalLedger(tmp_path / "timed", fee_rate=RATE)
-    with LedgerService(ledger, port=0, block_interval=0.05):
+    with LedgerService(ledger, port=0, block_interval=0.05, dev=True):
         deadline = time.monotonic() + 5
         while ledger.height() < 2 and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -137,9 +137,10 @@ def test_a_payout_redirected_after_signing_is_rejected(ledger: LocalLedger, slot
 def test_a_slot_cannot_be_claimed_twice(ledger: LocalLedger, slots: list[Utxo]) -> None:
     ledger.broadcast(build_claim(slots[0], CONTRACT, ACCEPTED[0], BOB.address, OPERATOR, fee_rate=RATE).raw)
     second = build_claim(slots[0], CONTRACT, ACCEPTED[1], MALLORY.address, OPERATOR, fee_rate=RATE)
-    expect_ledger_rejects(ledger, second.raw, "466")
+    expect_ledger_rejects(ledger, second.raw, "DOUBLE_SPEND_ATTEMPTED")
     ledger.mine()
-    expect_ledger_rejects(ledger, second.raw, "466")
+    assert ledger.status(second.txid).state is TxState.REJECTED
+    assert ledger.utxos(MALLORY.address) == []
 
 
 def test_a_claim_below_the_fee_floor_is_rejected(
@@ -153,7 +154,7 @@ def test_a_claim_below_the_fee_floor_is_rejected(
 def test_a_claim_of_an_unknown_slot_is_rejected(ledger: LocalLedger) -> None:
     ghost = Utxo("cd" * 32, 0, CONTRACT.slot_value(REWARD, RATE), CONTRACT.locking_script)
     claim = build_claim(ghost, CONTRACT, ACCEPTED[0], BOB.address, OPERATOR, fee_rate=RATE)
-    expect_ledger_rejects(ledger, claim.raw, "462")
+    expect_ledger_rejects(ledger, claim.raw, "460")
 
 
 def test_the_admin_branch_needs_the_admin(ledger: LocalLedger, slots: list[Utxo]) -> None:
