@@ -90,7 +90,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
 class ChainFaultTestCase(ChainTestCase):
     def setUp(self) -> None:
         super().setUp()  # funds and deploys on the local ledger directly
-        self.ledger_service = LedgerService(LocalLedger(self.settings_value("LEDGER_DIR")), port=0, dev=True).start()
+        self.ledger_service = LedgerService(
+            LocalLedger(self.settings_value("LEDGER_DIR")), port=0, dev=True
+        ).start()
         self.proxy = FaultyProxy(self.ledger_service.url)
         threading.Thread(target=self.proxy.serve_forever, args=(0.05,), daemon=True).start()
         self.use_arc()
@@ -142,7 +144,9 @@ class ChainFaultTestCase(ChainTestCase):
         self.assertEqual(Slot.objects.get(submission=submission).state, "reserved")
         with self.assertRaises(pipeline.TryLater):  # still down: nothing changes, nothing is lost
             pipeline.process(submission.pk)
-        self.ledger_service = LedgerService(LocalLedger(self.settings_value("LEDGER_DIR")), port=port, dev=True).start()
+        self.ledger_service = LedgerService(
+            LocalLedger(self.settings_value("LEDGER_DIR")), port=port, dev=True
+        ).start()
         self.assertEqual(pipeline.process(submission.pk), "broadcast")
         self.assertGreaterEqual(Transaction.objects.get(kind="claim").broadcast_attempts, 3)
         self.finish()
