@@ -1,8 +1,9 @@
 """The service's one door to `contracts`' chain code: backends, addresses, wallet, transaction builders.
 
 Everything the service asks of a blockchain goes through here, so a change in `contracts` is a change in
-this module only. Errors from the chain are `contracts.errors.ChainError`, whose `permanent` flag the
-pipeline uses to choose between retrying and giving up.
+this module only. Outcomes are types: `DoubleSpend` (an input spent by a competitor, whose txids it carries
+when the network named them), `TransactionRejected` (refused for good), `ChainUnavailable` (try again), all
+`ChainError`s; a status is a `TxState`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ from django.conf import settings
 from bounty import keys
 from contracts import transactions
 from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address
+from contracts.arc import parse_tx_status
 from contracts.chain import ChainBackend, TxState, TxStatus, Utxo
-from contracts.errors import AddressError, ChainError, ContractsError
+from contracts.errors import (
+    AddressError,
+    ChainError,
+    ChainUnavailable,
+    ContractsError,
+    DoubleSpend,
+    TransactionNotFound,
+    TransactionRejected,
+    VerificationError,
+)
 from contracts.fees import FeeRate
 from contracts.model import IntegerModel
 from contracts.slot import SlotContract
@@ -31,7 +42,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChainError", "ContractsError", "TxState", "TxStatus"]
+__all__ = [
+    "ChainError",
+    "ChainUnavailable",
+    "ContractsError",
+    "DoubleSpend",
+    "TransactionNotFound",
+    "TransactionRejected",
+    "TxState",
+    "TxStatus",
+]
 
 
 def address_problem(text: str) -> str | None:
@@ -62,7 +82,10 @@ def backend() -> ChainBackend:
         settings.ARC_URL or ARC_DEFAULT_URLS[network],
         settings.WOC_URL or WOC_DEFAULT_URLS[network],
         api_key=settings.ARC_API_KEY,
+        woc_api_key=settings.WOC_API_KEY,
         timeout=settings.CHAIN_TIMEOUT,
+        callback_url=settings.ARC_CALLBACK_URL or None,
+        callback_token=settings.ARC_CALLBACK_TOKEN,
     )
 
 
@@ -76,12 +99,47 @@ def ping() -> int:
     return backend().height()
 
 
-def broadcast(raw_hex: str) -> str:
-    return backend().broadcast(bytes.fromhex(raw_hex))
+def broadcast(raw_hex: str, parents: dict[str, str] | None = None) -> str:
+    """Broadcast; `parents` (txid -> raw hex) are the spent transactions we hold, so ARC gets Extended
+    Format. Raises DoubleSpend, TransactionRejected or ChainUnavailable."""
+    known = {txid: bytes.fromhex(raw) for txid, raw in (parents or {}).items()}
+    return backend().broadcast(bytes.fromhex(raw_hex), known)
 
 
 def status(txid: str) -> TxStatus:
     return backend().status(txid)
+
+
+def spender(txid: str, vout: int) -> str | None:
+    """Who spent output `vout` of `txid` (mempool or block), or None while it is unspent."""
+    return backend().spender(txid, vout)
+
+
+def get_transaction(txid: str) -> str:
+    """The raw transaction in hex; TransactionNotFound if the backend does not know it."""
+    return backend().get_transaction(txid).hex()
+
+
+def input_txids(raw_hex: str) -> list[str]:
+    return [tx_input.source_txid for tx_input in parse_transaction(bytes.fromhex(raw_hex)).inputs]
+
+
+def pays(raw_hex: str, outpoint: tuple[str, int], address: str, satoshis: int) -> bool:
+    """Whether the transaction spends `outpoint` and pays `address` at least `satoshis`: a competitor of one
+    of our claims that pays the same contributor the same reward is that contributor's payment."""
+    try:
+        tx = parse_transaction(bytes.fromhex(raw_hex))
+    except VerificationError:
+        return False
+    spends = any((i.source_txid, i.source_output_index) == outpoint for i in tx.inputs)
+    payee = parse_address(address).locking_script()
+    paid = sum(o.satoshis for o in tx.outputs if o.locking_script.serialize() == payee)
+    return spends and paid >= satoshis
+
+
+def read_callback(body: object) -> TxStatus:
+    """The status an ARC callback reports; ValueError when the body is not one."""
+    return parse_tx_status(body)
 
 
 def wallet_balance(address: str) -> int:

@@ -8,14 +8,16 @@ Celery tasks (`bounty.tasks`) only call these functions.
     received --classify, duplicates, rate limits--> checked --(review)--> held --approve--> checked
     checked --reserve slot, build and verify claim, store it--> verified --broadcast--> broadcast
     broadcast --block--> confirmed;  any step may end in rejected, with a reason
+    verified/broadcast --the slot lost to a payment elsewhere, or refused--> checked (another slot)
+    verified/broadcast --unreachable or refused too often--> stalled --admin retries--> checked
+
+How a contested or refused claim is settled, exactly once, is `bounty.payouts`.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
-import signal
 from datetime import timedelta
 
 import numpy as np
@@ -25,23 +27,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bounty import chain, images
+from bounty.faults import FAULT_ENV, fault_point
 from bounty.models import Bounty, ModelVersion, Reason, Slot, Submission, Transaction
+from bounty.payouts import TryLater, give_up_broadcasting, send, settle_claim
 
 log = logging.getLogger(__name__)
-
-
-FAULT_ENV = "BOUNTY_FAULT_KILL_AT"
-
-
-def fault_point(step: str) -> None:
-    """Fault-injection hook for the crash tests: SIGKILL this process at `step` when BOUNTY_FAULT_KILL_AT
-    names it. Inert (one environment lookup) otherwise."""
-    if os.environ.get(FAULT_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-class TryLater(Exception):
-    """A transient failure (the chain backend unreachable); the task is retried and the sweeper catches it."""
+__all__ = ["FAULT_ENV", "TryLater", "fault_point", "send"]
 
 
 def enqueue(submission_id: int) -> None:
@@ -202,6 +193,13 @@ def claim(submission: Submission) -> None:
                 "fee": built.fee,
             },
         )
+        retryable = (Transaction.Failure.REJECTED, Transaction.Failure.UNREACHABLE)
+        if tx.status == Transaction.Status.FAILED and tx.failure in retryable:
+            # The same bytes again (same slot, same image): refused or never delivered before, with the slot
+            # left unspent, so they are sent and judged again rather than taken as failed.
+            Transaction.objects.filter(pk=tx.pk).update(
+                status=Transaction.Status.STORED, failure="", broadcast_attempts=0, raw_hex=built.raw_hex
+            )
         if not submission.advance(Submission.State.VERIFIED, claim_tx=tx):
             transaction.set_rollback(True)
     if submission.state != Submission.State.VERIFIED:
@@ -220,95 +218,72 @@ def fail_claim(submission: Submission, slot: Slot | None, detail: str) -> None:
 
 
 def broadcast_claim(submission: Submission) -> None:
-    """verified -> broadcast. A claim that the chain already knows counts as broadcast."""
+    """verified -> broadcast, or settled from what the chain says when the claim is contested or refused."""
     tx = Transaction.objects.get(pk=submission.claim_tx_id)
+    if tx.status == Transaction.Status.STORED and tx.broadcast_attempts >= settings.BROADCAST_MAX_ATTEMPTS:
+        give_up_broadcasting(submission, tx)
+        refresh(submission)
+        return
     if not send(tx):
-        slot = Slot.objects.filter(submission=submission).first()
-        if tx.status == Transaction.Status.FAILED and tx.last_error.startswith(f"[{DOUBLE_SPEND}]"):
-            try_another_slot(submission, slot, tx.last_error)
-        elif tx.status == Transaction.Status.FAILED:
-            fail_claim(submission, slot, tx.last_error)
+        settle_claim(submission, tx)
+        refresh(submission)
         return
     Slot.objects.filter(submission=submission, state=Slot.State.RESERVED).update(
         state=Slot.State.CLAIMED, spent_by=tx, updated=timezone.now()
     )
     if not submission.advance(Submission.State.BROADCAST):
         refresh(submission)
+    if tx.failure == Transaction.Failure.DOUBLE_SPEND and settle_claim(submission, tx):
+        refresh(submission)  # lost for good already (a spend in a block): back to "checked"
     submission.bounty.mark_exhausted_if_spent()
 
 
-def try_another_slot(submission: Submission, slot: Slot | None, detail: str) -> None:
-    """The slot's output was spent by a transaction we did not make (so freeing it would fail every later
-    claim on it too): retire the slot and send the submission back to "checked" to find another one."""
-    log.warning("slot %s of submission %s is spent elsewhere: %s", slot, submission.pk, detail)
-    if slot is not None:
-        slot.mark_spent_elsewhere()
-    submission.advance(Submission.State.CHECKED, claim_tx=None) or refresh(submission)
-
-
-# The code ARC and the local ledger give a transaction that spends an output already spent.
-DOUBLE_SPEND = "466"
-
-
-def send(tx: Transaction) -> bool:
-    """Broadcast a stored transaction. True once the chain has it; False with `tx.status` FAILED if it never
-    will; TryLater if the backend is unreachable."""
-    if tx.status in (Transaction.Status.BROADCAST, Transaction.Status.CONFIRMED):
-        return True
-    if tx.status == Transaction.Status.FAILED:
-        return False
-    Transaction.objects.filter(pk=tx.pk).update(broadcast_attempts=tx.broadcast_attempts + 1)
-    try:
-        chain.broadcast(tx.raw_hex)
-    except chain.ChainError as error:
-        if error.permanent and already_on_chain(tx):
-            log.warning("broadcast of %s refused (%s) but the chain has it", tx.txid, error)
-        elif error.permanent:
-            detail = f"[{error.code}] {error}" if error.code else str(error)
-            Transaction.objects.filter(pk=tx.pk).update(status=Transaction.Status.FAILED, last_error=detail)
-            tx.status, tx.last_error = Transaction.Status.FAILED, detail
-            return False
-        else:
-            Transaction.objects.filter(pk=tx.pk).update(last_error=str(error))
-            raise TryLater(str(error)) from error
-    fault_point("broadcast_sent")
-    Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.STORED).update(
-        status=Transaction.Status.BROADCAST, broadcast_at=timezone.now(), last_error=""
-    )
-    tx.status = Transaction.Status.BROADCAST
-    return True
-
-
-def already_on_chain(tx: Transaction) -> bool:
-    """Whether the chain holds `tx` although a broadcast was refused (an "already known" answer dressed as
-    an error): failing the claim then would free a slot that is already spent and reject a paid image."""
-    try:
-        state = chain.status(tx.txid).state
-    except chain.ChainError as error:
-        raise TryLater(f"cannot tell whether {tx.txid} is on chain: {error}") from error
-    return state in (chain.TxState.MEMPOOL, chain.TxState.MINED)
-
-
-def poll_confirmations() -> int:
-    """Follow broadcast transactions into blocks; returns how many were confirmed now."""
-    confirmed = 0
-    for tx in Transaction.objects.filter(status=Transaction.Status.BROADCAST):
-        status = chain.status(tx.txid)
-        if status.state == chain.TxState.UNKNOWN:
-            Transaction.objects.filter(pk=tx.pk).update(status=Transaction.Status.STORED)
-            continue  # the backend forgot it: the sweeper rebroadcasts it
-        if status.state != chain.TxState.MINED:
-            continue
+def apply_status(tx: Transaction, status: chain.TxStatus) -> None:
+    """Move a transaction (and the submissions it pays) along with what the chain reports, from a poll or
+    an ARC callback. Idempotent, and never backwards: a late or repeated report changes nothing."""
+    if status.state is chain.TxState.MINED:
         Transaction.objects.filter(pk=tx.pk).update(
             confirmations=status.confirmations, block_height=status.block_height
         )
         if status.confirmations >= settings.CONFIRMATIONS_REQUIRED:
-            Transaction.objects.filter(pk=tx.pk).update(
+            moved = Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.BROADCAST).update(
                 status=Transaction.Status.CONFIRMED, confirmed_at=timezone.now()
             )
-            for submission in Submission.objects.filter(claim_tx=tx, state=Submission.State.BROADCAST):
-                submission.advance(Submission.State.CONFIRMED)
-            confirmed += 1
+            if moved and tx.kind == Transaction.Kind.CLAIM:
+                for submission in Submission.objects.filter(claim_tx=tx, state=Submission.State.BROADCAST):
+                    submission.advance(Submission.State.CONFIRMED)
+        return
+    if status.state is chain.TxState.UNKNOWN and tx.status == Transaction.Status.BROADCAST:
+        Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.BROADCAST).update(
+            status=Transaction.Status.STORED
+        )  # the backend forgot it: the sweeper sends it again
+        return
+    if not status.state.conflicted or tx.status != Transaction.Status.BROADCAST:
+        return
+    Transaction.objects.filter(pk=tx.pk).update(
+        reject_code=status.state.value,
+        competing_txids=list(status.competing_txids),
+    )
+    tx.refresh_from_db()
+    if tx.kind != Transaction.Kind.CLAIM:
+        if status.state is chain.TxState.REJECTED:
+            Transaction.objects.filter(pk=tx.pk).update(
+                status=Transaction.Status.FAILED, failure=Transaction.Failure.REJECTED
+            )
+        return
+    for submission in Submission.objects.filter(claim_tx=tx).select_related("bounty"):
+        if settle_claim(submission, tx, status):
+            transaction.on_commit(lambda pk=submission.pk: enqueue(pk))
+
+
+def poll_confirmations() -> int:
+    """Follow broadcast transactions into blocks, and settle the contested and rejected ones; returns how
+    many were confirmed now."""
+    confirmed = 0
+    for tx in Transaction.objects.filter(status=Transaction.Status.BROADCAST):
+        status = chain.status(tx.txid)
+        apply_status(tx, status)
+        confirmed += int(Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.CONFIRMED).exists())
     for tx in Transaction.objects.filter(status=Transaction.Status.CONFIRMED, confirmations__lt=6)[:200]:
         status = chain.status(tx.txid)
         if status.state == chain.TxState.MINED:

@@ -130,6 +130,11 @@ LEDGER_DIR = Path(envstr("LEDGER_DIR", str(VAR_DIR / "ledger")))
 ARC_URL = envstr("ARC_URL", "")  # empty: TAAL's ARC for NETWORK
 WOC_URL = envstr("WOC_URL", "")  # empty: WhatsOnChain for NETWORK
 ARC_API_KEY = envsecret("ARC_API_KEY")
+WOC_API_KEY = envsecret("WOC_API_KEY")
+# ARC calls back to ARC_CALLBACK_URL (this service's public /arc/callback/) with ARC_CALLBACK_TOKEN as a
+# bearer credential, so a claim advances as soon as ARC knows, not at the next poll. Empty: polling only.
+ARC_CALLBACK_URL = envstr("ARC_CALLBACK_URL", "")
+ARC_CALLBACK_TOKEN = envsecret("ARC_CALLBACK_TOKEN")
 CHAIN_TIMEOUT = envint("CHAIN_TIMEOUT", 10, minimum=1)
 FEE_RATE = envint("FEE_RATE", 100, minimum=1)  # satoshis per 1,000 bytes
 CONFIRMATIONS_REQUIRED = envint("CONFIRMATIONS_REQUIRED", 1, minimum=1)
@@ -163,7 +168,10 @@ SECOND_OPINION_MODEL = envstr(
 
 # The sweeper: how long a submission may sit in one state before it is picked up again.
 STUCK_AFTER = envint("STUCK_AFTER", 120, minimum=1)  # seconds
+# A claim whose broadcast failed transiently this many times stops for an admin ("stalled"), its slot
+# reconciled from the chain; a claim the network refused is rebuilt at most CLAIM_MAX_ATTEMPTS times.
 BROADCAST_MAX_ATTEMPTS = envint("BROADCAST_MAX_ATTEMPTS", 20, minimum=1)
+CLAIM_MAX_ATTEMPTS = envint("CLAIM_MAX_ATTEMPTS", 3, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from bounty import views
+from bounty import callbacks, views
 
 urlpatterns = [
     path("", views.index, name="bounty-index"),
@@ -11,6 +11,7 @@ urlpatterns = [
     path("submissions/<uuid:public_id>/", views.status_page, name="bounty-status"),
     path("submissions/<uuid:public_id>/status.json", views.status_json, name="bounty-status-json"),
     path("address-check", views.address_check, name="bounty-address-check"),
+    path("arc/callback/", callbacks.arc_callback, name="arc-callback"),
     path("admin/", admin.site.urls),
     path("", include("bounty.ops.urls")),
     path("models/", include("bounty.retraining.urls")),

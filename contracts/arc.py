@@ -41,6 +41,11 @@ from contracts.formats import to_extended_format
 from contracts.txverify import parse_transaction
 
 T = TypeVar("T")
+ARC_DEFAULT_URLS = {"mainnet": "https://arc.taal.com", "testnet": "https://arc-test.taal.com"}
+WOC_DEFAULT_URLS = {
+    "mainnet": "https://api.whatsonchain.com/v1/bsv/main",
+    "testnet": "https://api.whatsonchain.com/v1/bsv/test",
+}
 
 # HTTP answers that say nothing about the transaction itself: try again later.
 TRANSIENT_HTTP = frozenset({0, 401, 403, 404, 408, 409, 425, 429, 460, 500, 502, 503, 504})

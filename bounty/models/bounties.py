@@ -186,15 +186,17 @@ class Slot(models.Model):
         return None
 
     def mark_spent_elsewhere(self) -> bool:
-        """A reserved slot whose output the chain says is already spent: retire it; False if not reserved."""
-        retired = Slot.objects.filter(pk=self.pk, state=Slot.State.RESERVED).update(
-            state=Slot.State.SPENT_ELSEWHERE, submission=None, updated=timezone.now()
+        """A slot whose output the chain says a transaction we did not make spent: retire it (from reserved,
+        or claimed by a claim that lost); False if it was neither."""
+        retired = Slot.objects.filter(pk=self.pk, state__in=(Slot.State.RESERVED, Slot.State.CLAIMED)).update(
+            state=Slot.State.SPENT_ELSEWHERE, submission=None, spent_by=None, updated=timezone.now()
         )
         return retired == 1
 
     def release(self) -> bool:
-        """Give a reserved slot back (its claim failed for good); False if it was not reserved."""
-        released = Slot.objects.filter(pk=self.pk, state=Slot.State.RESERVED).update(
-            state=Slot.State.FREE, submission=None, spent_by=None, updated=timezone.now()
-        )
+        """Give a slot back (its claim failed for good and the chain says the output is unspent); False if it
+        was neither reserved nor claimed."""
+        released = Slot.objects.filter(
+            pk=self.pk, state__in=(Slot.State.RESERVED, Slot.State.CLAIMED)
+        ).update(state=Slot.State.FREE, submission=None, spent_by=None, updated=timezone.now())
         return released == 1

@@ -30,17 +30,22 @@ class Submission(models.Model):
         BROADCAST = "broadcast"
         CONFIRMED = "confirmed"
         REJECTED = "rejected"
+        # The payout could not be completed (the network unreachable after every attempt, or a claim
+        # refused too often): an admin retries it; its slot was reconciled from the chain.
+        STALLED = "stalled"
 
     # Which state may follow which: every change goes through `advance`, a conditional update.
     TRANSITIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         State.RECEIVED: (State.CHECKED, State.REJECTED),
         State.CHECKED: (State.HELD, State.VERIFIED, State.REJECTED),
         State.HELD: (State.CHECKED, State.REJECTED),
-        # verified -> checked: the slot turned out to be spent by someone else; try another slot.
-        State.VERIFIED: (State.BROADCAST, State.CHECKED, State.REJECTED),
-        State.BROADCAST: (State.CONFIRMED, State.REJECTED),
+        # verified/broadcast -> checked: the claim lost its slot to a transaction that pays someone else, or
+        # the network refused it with the slot unspent; try again from another slot.
+        State.VERIFIED: (State.BROADCAST, State.CHECKED, State.REJECTED, State.STALLED),
+        State.BROADCAST: (State.CONFIRMED, State.REJECTED, State.CHECKED, State.STALLED),
         State.CONFIRMED: (),
         State.REJECTED: (),
+        State.STALLED: (State.CHECKED, State.BROADCAST, State.REJECTED),
     }
     TIMESTAMPS: ClassVar[dict[str, str]] = {
         State.CHECKED: "checked_at",
@@ -49,6 +54,7 @@ class Submission(models.Model):
         State.BROADCAST: "broadcast_at",
         State.CONFIRMED: "confirmed_at",
         State.REJECTED: "rejected_at",
+        State.STALLED: "stalled_at",
     }
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -79,6 +85,10 @@ class Submission(models.Model):
     broadcast_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     rejected_at = models.DateTimeField(null=True, blank=True)
+    stalled_at = models.DateTimeField(null=True, blank=True)
+    payout_attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="claims the network refused with the slot unspent"
+    )
     updated = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

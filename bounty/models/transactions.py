@@ -17,7 +17,15 @@ class Transaction(models.Model):
         STORED = "stored"  # built and verified, not yet accepted by the chain
         BROADCAST = "broadcast"  # accepted into the mempool
         CONFIRMED = "confirmed"
-        FAILED = "failed"  # refused for good; never broadcast again
+        FAILED = "failed"  # refused for good, or lost to a competitor; never broadcast again
+
+    class Failure(models.TextChoices):
+        """Why a transaction failed or is contested: the outcome type, never read from message text."""
+
+        NONE = "", "-"
+        DOUBLE_SPEND = "double_spend", "an input is spent by another transaction"
+        REJECTED = "rejected", "refused by the network"
+        UNREACHABLE = "unreachable", "the network could not be reached after every attempt"
 
     txid = models.CharField(max_length=64, unique=True)
     raw_hex = models.TextField()
@@ -32,6 +40,10 @@ class Transaction(models.Model):
     block_hash = models.CharField(max_length=64, blank=True)
     broadcast_attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    failure = models.CharField(max_length=16, choices=Failure.choices, blank=True, default="")
+    # ARC's status code or txStatus that the outcome came with ("465", "DOUBLE_SPEND_ATTEMPTED"...).
+    reject_code = models.CharField(max_length=32, blank=True)
+    competing_txids = models.JSONField(default=list, blank=True)
     created = models.DateTimeField(default=timezone.now)
     broadcast_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)

@@ -128,14 +128,29 @@ class PipelineTestCase(ChainTestCase):
         tx = Transaction.objects.get(kind="claim")
         self.assertEqual((tx.status, chain.status(tx.txid).state), ("broadcast", chain.TxState.MEMPOOL))
 
-    def test_it_releases_the_slot_of_a_claim_the_chain_refuses(self) -> None:
+    def test_it_rebuilds_a_stored_claim_the_chain_refuses_and_pays_once(self) -> None:
         submission = self.submit(mnist_pixels(7))
         pipeline.check(submission)
         pipeline.claim(submission)
-        tamper_stored_claim(submission)  # the payout redirected after signing
-        self.assertEqual(pipeline.process(submission.pk), "rejected")
+        tamper_stored_claim(submission)  # the payout redirected after signing: the chain says 461
+        self.assertEqual(pipeline.process(submission.pk), "broadcast")
         submission.refresh_from_db()
-        self.assertEqual(submission.reason, Reason.CHAIN_REJECTED)
+        self.assertEqual(submission.payout_attempts, 1)
+        assert submission.claim_tx is not None
+        self.assertEqual(chain.status(submission.claim_tx.txid).state, chain.TxState.MEMPOOL)
+        self.assertEqual(self.live.slots.filter(state="free").count(), 2)
+
+    def test_it_stalls_a_claim_the_chain_keeps_refusing_with_its_slot_free(self) -> None:
+        submission = self.submit(mnist_pixels(7))
+        pipeline.check(submission)
+        pipeline.claim(submission)
+        tamper_stored_claim(submission)
+        with self.settings(CLAIM_MAX_ATTEMPTS=1):
+            self.assertEqual(pipeline.process(submission.pk), "stalled")
+        refused = Transaction.objects.get(kind="claim")
+        self.assertEqual(
+            (refused.status, refused.failure, refused.reject_code), ("failed", "rejected", "461")
+        )
         self.assertEqual(self.live.slots.filter(state="free").count(), 3)
 
     def test_the_sweeper_releases_a_slot_left_by_a_rejected_submission(self) -> None:
@@ -157,37 +172,3 @@ class PipelineTestCase(ChainTestCase):
             finally:
                 app.conf.task_always_eager = False
         self.assertEqual(Submission.objects.get(pk=submission.pk).state, "broadcast")
-
-
-class SpentElsewhereTestCase(PipelineTestCase):
-    """A slot whose output someone else spent (the chain answers 466) is retired, not freed for the next
-    contributor to fail on, and the submission is paid from another slot."""
-
-    def spend_out_of_band(self, slot: Slot) -> str:
-        built = chain.build_refund(self.live, [slot], self.charlie_address)
-        return chain.broadcast(built.raw_hex)
-
-    def test_it_pays_from_another_slot_and_retires_the_spent_one(self) -> None:
-        first = self.live.slots.order_by("pk").first()
-        assert first is not None
-        self.spend_out_of_band(first)
-        submission = self.submit(mnist_pixels(7))
-        self.assertEqual(pipeline.process(submission.pk), "broadcast")
-        first.refresh_from_db()
-        self.assertEqual(first.state, "spent_elsewhere")
-        paying = Slot.objects.get(submission=submission)
-        self.assertNotEqual(paying.pk, first.pk)
-        self.assertEqual(paying.state, "claimed")
-        refused = Transaction.objects.get(kind="claim", status="failed")
-        self.assertTrue(refused.last_error.startswith("[466]"), refused.last_error)
-        self.assertEqual(self.live.slots.filter(state="free").count(), 1)
-
-    def test_a_bounty_whose_last_slots_were_spent_elsewhere_says_it_is_exhausted(self) -> None:
-        for slot in self.live.slots.all():
-            self.spend_out_of_band(slot)
-        submission = self.submit(mnist_pixels(7))
-        self.assertEqual(pipeline.process(submission.pk), "rejected")
-        submission.refresh_from_db()
-        self.assertEqual(submission.reason, Reason.EXHAUSTED)
-        self.assertEqual(self.live.slots.filter(state="spent_elsewhere").count(), 3)
-        self.assertEqual(self.live.slots.filter(state="free").count(), 0)

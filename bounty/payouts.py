@@ -1,0 +1,264 @@
+"""Broadcasting stored transactions and settling what the chain says about a claim: paid exactly once.
+
+A claim can end in more ways than "accepted" and "refused". ARC reports a conflicting spend with HTTP 200
+(DOUBLE_SPEND_ATTEMPTED, SEEN_IN_ORPHAN_MEMPOOL), a transaction first seen can later be REJECTED, and a
+competitor of our claim may be a copy of it with one unlocking push changed, which pays the same contributor
+(unlocking scripts are not signed). So when a claim is contested or refused, `settle_claim` asks the chain
+who holds the slot's output and decides from that, never from message text:
+
+- our claim holds it: still the payment;
+- a transaction that pays this submission's address the reward holds it: that transaction is the payment
+  (recorded as the submission's claim; never paid again);
+- a transaction that pays someone else holds it: once that is final (it is mined, or ours was rejected), the
+  slot is retired and the submission goes back to "checked" to be paid from another slot; until then it waits;
+- nobody holds it and ours was rejected: the slot is free again and the claim is rebuilt, at most
+  CLAIM_MAX_ATTEMPTS times, then the submission is "stalled" for an admin.
+
+A broadcast that keeps failing transiently stalls after BROADCAST_MAX_ATTEMPTS with the slot reconciled from
+the chain the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from bounty import chain
+from bounty.faults import fault_point
+from bounty.models import Slot, Submission, Transaction
+
+log = logging.getLogger(__name__)
+
+
+class TryLater(Exception):
+    """A transient failure (the chain backend unreachable); the task is retried and the sweeper catches it."""
+
+
+def parents_of(tx: Transaction) -> dict[str, str]:
+    """The transactions `tx` spends that we built ourselves, so ARC can be sent Extended Format."""
+    txids = chain.input_txids(tx.raw_hex)
+    return dict(Transaction.objects.filter(txid__in=txids).values_list("txid", "raw_hex"))
+
+
+def record_failure(
+    tx: Transaction, failure: str, error: BaseException, code: str = "", **fields: object
+) -> None:
+    changes = {"failure": failure, "reject_code": code, "last_error": str(error)[:2000], **fields}
+    Transaction.objects.filter(pk=tx.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(tx, name, value)
+
+
+def send(tx: Transaction) -> bool:
+    """Broadcast a stored transaction. True once the chain has it; False when it was refused or lost to a
+    competitor (`tx.failure` says which; a contested claim stays `broadcast` and is settled by
+    `settle_claim`); TryLater when the backend is unreachable."""
+    if tx.status in (Transaction.Status.BROADCAST, Transaction.Status.CONFIRMED):
+        return True
+    if tx.status == Transaction.Status.FAILED:
+        return False
+    attempts = tx.broadcast_attempts + 1
+    Transaction.objects.filter(pk=tx.pk).update(broadcast_attempts=attempts)
+    tx.broadcast_attempts = attempts
+    try:
+        chain.broadcast(tx.raw_hex, parents_of(tx))
+    except chain.DoubleSpend as error:
+        record_failure(
+            tx,
+            Transaction.Failure.DOUBLE_SPEND,
+            error,
+            error.code or "",
+            competing_txids=list(error.competing_txids),
+        )
+        if tx.kind == Transaction.Kind.CLAIM:
+            mark_broadcast(tx)  # ARC keeps it; it may still win: settle_claim decides
+            return True
+        return fail(tx)
+    except chain.TransactionRejected as error:
+        record_failure(tx, Transaction.Failure.REJECTED, error, error.code or "")
+        return fail(tx)
+    except chain.ChainUnavailable as error:
+        Transaction.objects.filter(pk=tx.pk).update(last_error=str(error)[:2000])
+        raise TryLater(str(error)) from error
+    fault_point("broadcast_sent")
+    mark_broadcast(tx)
+    Transaction.objects.filter(pk=tx.pk, failure="").update(last_error="")
+    return True
+
+
+def mark_broadcast(tx: Transaction) -> None:
+    Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.STORED).update(
+        status=Transaction.Status.BROADCAST, broadcast_at=timezone.now()
+    )
+    tx.status = Transaction.Status.BROADCAST
+
+
+def fail(tx: Transaction) -> bool:
+    Transaction.objects.filter(pk=tx.pk).update(status=Transaction.Status.FAILED)
+    tx.status = Transaction.Status.FAILED
+    return False
+
+
+def claim_slot(submission: Submission, tx: Transaction) -> Slot | None:
+    return (
+        Slot.objects.filter(submission=submission).select_related("deploy_tx").first()
+        or Slot.objects.filter(spent_by=tx).select_related("deploy_tx").first()
+    )
+
+
+def settle_claim(submission: Submission, tx: Transaction, ours: chain.TxStatus | None = None) -> bool:
+    """Decide what the chain's view means for a contested, refused or stalled claim (see the module
+    docstring). Returns True when the submission went back to "checked" and should be processed again.
+    TryLater when the chain cannot be asked."""
+    slot = claim_slot(submission, tx)
+    if slot is None:
+        return False
+    outpoint = (slot.deploy_tx.txid, slot.vout)
+    try:
+        ours = ours or chain.status(tx.txid)
+        holder = chain.spender(*outpoint)
+        if holder == tx.txid:
+            adopt(submission, slot, tx, ours)
+            return False
+        candidates = [holder] if holder else []
+        candidates += [
+            txid for txid in (*ours.competing_txids, *tx.competing_txids) if txid not in candidates
+        ]
+        for txid in candidates:
+            if txid == tx.txid:
+                continue
+            try:
+                raw = chain.get_transaction(txid)
+            except chain.TransactionNotFound:
+                continue  # a competitor only ARC has seen; the spend lookup will name it once it lands
+            if chain.pays(raw, outpoint, submission.payout_address, submission.bounty.reward):
+                paid_by_competitor(submission, slot, tx, txid, raw)
+                return False
+        if holder is not None:
+            final = ours.state in (chain.TxState.REJECTED, chain.TxState.ORPHAN) or (
+                chain.status(holder).state is chain.TxState.MINED
+            )
+            if final:
+                lost_to_someone_else(submission, slot, tx, holder)
+                return True
+            return False  # contested: the next block decides
+        refused = tx.failure in (Transaction.Failure.REJECTED, Transaction.Failure.UNREACHABLE)
+        if ours.state is chain.TxState.REJECTED or refused:
+            return refused_with_slot_unspent(submission, slot, tx)
+        if ours.state in (chain.TxState.MEMPOOL, chain.TxState.MINED, chain.TxState.PENDING):
+            adopt(submission, slot, tx, ours)
+        return False
+    except chain.ChainUnavailable as error:
+        raise TryLater(f"cannot settle the claim of submission {submission.pk}: {error}") from error
+
+
+def adopt(submission: Submission, slot: Slot, tx: Transaction, status: chain.TxStatus) -> None:
+    """`tx` holds the slot's output: it is the submission's payment (again, if it had been given up)."""
+    with transaction.atomic():
+        Transaction.objects.filter(
+            pk=tx.pk, status__in=(Transaction.Status.STORED, Transaction.Status.FAILED)
+        ).update(status=Transaction.Status.BROADCAST, broadcast_at=timezone.now())
+        Slot.objects.filter(pk=slot.pk).update(
+            state=Slot.State.CLAIMED, submission=submission, spent_by=tx, updated=timezone.now()
+        )
+        if submission.claim_tx_id != tx.pk:
+            Submission.objects.filter(pk=submission.pk).update(claim_tx=tx)
+        if submission.state in (Submission.State.VERIFIED, Submission.State.STALLED):
+            submission.advance(Submission.State.BROADCAST, claim_tx=tx)
+
+
+def paid_by_competitor(submission: Submission, slot: Slot, ours: Transaction, txid: str, raw: str) -> None:
+    """A transaction we did not broadcast (a malleated copy of our claim) pays this submission: record it as
+    the payment; ours is superseded. Paid once."""
+    log.warning("submission %s is paid by %s, a competitor of its claim %s", submission.pk, txid, ours.txid)
+    with transaction.atomic():
+        payment, _ = Transaction.objects.get_or_create(
+            txid=txid,
+            defaults={
+                "raw_hex": raw,
+                "kind": Transaction.Kind.CLAIM,
+                "bounty": submission.bounty,
+                "status": Transaction.Status.BROADCAST,
+                "broadcast_at": timezone.now(),
+                "last_error": f"a copy of claim {ours.txid} that pays the same contributor",
+            },
+        )
+        if ours.pk != payment.pk:
+            Transaction.objects.filter(pk=ours.pk).update(
+                status=Transaction.Status.FAILED,
+                failure=Transaction.Failure.DOUBLE_SPEND,
+                competing_txids=[txid],
+            )
+        adopt(submission, slot, payment, chain.TxStatus(txid, chain.TxState.MEMPOOL))
+
+
+def lost_to_someone_else(submission: Submission, slot: Slot, ours: Transaction, holder: str) -> None:
+    """The slot's output is finally spent by a transaction that does not pay this submission: retire the
+    slot and send the submission back to find another one. Our claim can no longer be mined."""
+    log.warning(
+        "slot %s of submission %s is spent by %s; paying from another slot", slot, submission.pk, holder
+    )
+    with transaction.atomic():
+        Transaction.objects.filter(pk=ours.pk).update(
+            status=Transaction.Status.FAILED, failure=Transaction.Failure.DOUBLE_SPEND
+        )
+        slot.mark_spent_elsewhere()
+        another_try(submission)
+    stalled_holder_paid(holder)
+
+
+def refused_with_slot_unspent(submission: Submission, slot: Slot, ours: Transaction) -> bool:
+    """The network refused our claim and nothing spends the slot: free the slot and build the claim again,
+    unless that has happened too often (then an admin looks: "stalled")."""
+    with transaction.atomic():
+        failure = ours.failure or Transaction.Failure.REJECTED
+        Transaction.objects.filter(pk=ours.pk).update(status=Transaction.Status.FAILED, failure=failure)
+        slot.release()
+        attempts = submission.payout_attempts + 1
+        Submission.objects.filter(pk=submission.pk).update(payout_attempts=attempts)
+        submission.payout_attempts = attempts
+        if attempts >= settings.CLAIM_MAX_ATTEMPTS or ours.failure == Transaction.Failure.UNREACHABLE:
+            detail = f"claim {ours.txid[:16]}… not accepted: {ours.failure or 'rejected'} {ours.reject_code}"
+            submission.advance(Submission.State.STALLED, reason_detail=detail.strip()[:300])
+            return False
+        return another_try(submission)
+
+
+def another_try(submission: Submission) -> bool:
+    if submission.state in (Submission.State.VERIFIED, Submission.State.BROADCAST, Submission.State.STALLED):
+        return submission.advance(Submission.State.CHECKED, claim_tx=None)
+    return False
+
+
+def stalled_holder_paid(holder: str) -> None:
+    """A claim of ours given up earlier (stalled) that the chain now holds: its submission is paid by it."""
+    for submission in Submission.objects.filter(claim_tx__txid=holder, state=Submission.State.STALLED):
+        tx = Transaction.objects.get(txid=holder)
+        slot = claim_slot(submission, tx)
+        if slot is not None:
+            adopt(submission, slot, tx, chain.TxStatus(holder, chain.TxState.MEMPOOL))
+
+
+def retry_stalled(submission: Submission) -> bool:
+    """An admin retries a stalled payout: first ask the chain whether its last claim landed after all (then
+    it is paid), otherwise back to "checked" with a fresh count of attempts. True: process it again."""
+    tx = submission.claim_tx
+    if tx is not None:
+        settle_claim(submission, tx)
+        submission.refresh_from_db()
+    if submission.state != Submission.State.STALLED:
+        return False
+    Submission.objects.filter(pk=submission.pk).update(payout_attempts=0)
+    slot = Slot.objects.filter(submission=submission).first()
+    if slot is not None:
+        slot.release()
+    return submission.advance(Submission.State.CHECKED, claim_tx=None)
+
+
+def give_up_broadcasting(submission: Submission, tx: Transaction) -> bool:
+    """BROADCAST_MAX_ATTEMPTS transient failures: reconcile the slot from the chain and stop for an admin."""
+    record_failure(tx, Transaction.Failure.UNREACHABLE, Exception(tx.last_error or "unreachable"))
+    return settle_claim(submission, tx, chain.TxStatus(tx.txid, chain.TxState.UNKNOWN))
