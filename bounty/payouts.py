@@ -183,6 +183,7 @@ def paid_by_competitor(submission: Submission, slot: Slot, ours: Transaction, tx
                 "bounty": submission.bounty,
                 "status": Transaction.Status.BROADCAST,
                 "broadcast_at": timezone.now(),
+                "built_here": False,
                 "last_error": f"a copy of claim {ours.txid} that pays the same contributor",
             },
         )

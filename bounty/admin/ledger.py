@@ -42,11 +42,12 @@ class TransactionAdmin(admin.ModelAdmin):
         "block_height",
         "created",
     )
-    list_filter = ("kind", "status", "bounty")
+    list_filter = ("kind", "status", "failure", "bounty")
     search_fields = ("txid",)
     fields = (
         "txid", "kind", "status", "bounty", "size", "fee", "confirmations", "block_height",
-        "broadcast_attempts", "last_error", "created", "broadcast_at", "confirmed_at", "decoded", "raw_hex",
+        "broadcast_attempts", "failure", "reject_code", "competing_txids", "last_error", "created",
+        "broadcast_at", "confirmed_at", "decoded", "raw_hex",
     )  # fmt: skip
     readonly_fields = fields
 

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from bounty import images, pipeline
+from bounty import images, payouts, pipeline
 from bounty.models import Reason, Submission
 
 
@@ -39,9 +39,23 @@ class SubmissionAdmin(admin.ModelAdmin):
         "large_image", "bounty", "state", "reason", "reason_detail", "claimed_digit", "predicted_digit",
         "scores", "true_digit", "payout_address", "contributor_ip", "claim_tx", "pixel_sha256", "phash",
         "original", "received_at", "checked_at", "held_at", "verified_at", "broadcast_at", "confirmed_at",
-        "rejected_at",
+        "rejected_at", "stalled_at", "payout_attempts",
     )  # fmt: skip
     readonly_fields = tuple(f for f in fields if f != "true_digit")
+    actions = ("retry_payout",)
+
+    @admin.action(description="Retry the payout of stalled submissions (the chain is asked first)")
+    def retry_payout(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        retried = 0
+        for submission in queryset.filter(state=Submission.State.STALLED):
+            try:
+                if payouts.retry_stalled(submission):
+                    pipeline.enqueue(submission.pk)
+                    retried += 1
+            except payouts.TryLater as error:
+                self.message_user(request, f"The chain cannot be reached: {error}", messages.ERROR)
+                return
+        self.message_user(request, f"{retried} stalled payout(s) sent back to be paid.", messages.SUCCESS)
 
     @admin.display(description="image")
     def image(self, obj: Submission) -> str:

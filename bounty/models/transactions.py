@@ -44,6 +44,9 @@ class Transaction(models.Model):
     # ARC's status code or txStatus that the outcome came with ("465", "DOUBLE_SPEND_ATTEMPTED"...).
     reject_code = models.CharField(max_length=32, blank=True)
     competing_txids = models.JSONField(default=list, blank=True)
+    # False for a transaction we found on the chain rather than built (a copy of one of our claims that pays
+    # the same contributor): it was never "stored before broadcast".
+    built_here = models.BooleanField(default=True)
     created = models.DateTimeField(default=timezone.now)
     broadcast_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)

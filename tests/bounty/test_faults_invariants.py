@@ -69,7 +69,7 @@ def check_invariants(ledger_dir: Path | None = None) -> dict[str, int]:
             raise InvariantBroken(f"the chain has {txid}, which the database never stored")
         if tx.raw_hex != raw.hex():
             raise InvariantBroken(f"the chain's {txid} differs from the stored transaction")
-        if tx.created.timestamp() > accepted_at:
+        if tx.built_here and tx.created.timestamp() > accepted_at:
             raise InvariantBroken(f"{txid} reached the chain before it was stored")
         for tx_input in parse_transaction(raw).inputs:
             outpoint = f"{tx_input.source_txid}:{tx_input.source_output_index}"
