@@ -177,13 +177,15 @@ class ChainFaultTestCase(ChainTestCase):
         self.assertEqual(Slot.objects.get(submission=submission).state, "claimed")
         self.finish()
 
-    def test_a_real_refusal_still_rejects_and_frees_the_slot(self) -> None:
+    def test_a_real_refusal_through_arc_is_rebuilt_and_paid_once(self) -> None:
         submission = self.submit()
         pipeline.check(submission)
         pipeline.claim(submission)
-        tamper_stored_claim(submission)  # the payout redirected after signing
-        self.assertEqual(pipeline.process(submission.pk), "rejected")
-        self.assertEqual(self.live.slots.filter(state="free").count(), 3)
+        tamper_stored_claim(submission)  # the payout redirected after signing: ARC answers 461
+        self.assertEqual(pipeline.process(submission.pk), "broadcast")
+        submission.refresh_from_db()
+        self.assertEqual(submission.payout_attempts, 1)
+        self.assertEqual(self.live.slots.filter(state="free").count(), 2)
         self.finish()
 
     def test_the_sweeper_resends_a_claim_the_chain_forgot(self) -> None:
