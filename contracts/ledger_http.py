@@ -84,8 +84,12 @@ class LedgerRequestHandler(BaseHTTPRequestHandler):
     # delayed ACK then stalls every response by ~40 ms (measured: 58 -> 8 ms per POST /v1/tx on a
     # requests.Session, benchmarks/ledger_load.py). TCP_NODELAY sends each write at once.
     disable_nagle_algorithm = True
-    # A socket timeout: a client that opens a connection and sends nothing (or half a request) is dropped.
-    timeout = 15
+
+    def setup(self) -> None:
+        # A socket timeout: a client that opens a connection and sends nothing (or half a request) is
+        # dropped instead of holding a thread forever.
+        self.timeout = self.server.request_timeout
+        super().setup()
 
     def finish(self) -> None:
         # Each connection is served by its own thread, and LocalLedger keeps one SQLite connection per
@@ -361,10 +365,17 @@ class LedgerHTTPServer(ThreadingHTTPServer):
     max_connections = 64
 
     def __init__(
-        self, ledger: LocalLedger, host: str = "127.0.0.1", port: int = 18332, *, dev: bool = False
+        self,
+        ledger: LocalLedger,
+        host: str = "127.0.0.1",
+        port: int = 18332,
+        *,
+        dev: bool = False,
+        request_timeout: float = 15.0,
     ) -> None:
         self.ledger = ledger
         self.dev = dev
+        self.request_timeout = request_timeout
         # A transaction as hex inside JSON is twice its size plus a little; a batch may hold a few.
         self.max_body_bytes = 4 * ledger.limits.max_transaction_bytes + 4096
         self._slots = threading.BoundedSemaphore(self.max_connections)
