@@ -86,10 +86,10 @@ class LedgerRequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     def setup(self) -> None:
+        super().setup()
         # A socket timeout: a client that opens a connection and sends nothing (or half a request) is
         # dropped instead of holding a thread forever.
-        self.timeout = self.server.request_timeout
-        super().setup()
+        self.connection.settimeout(self.server.request_timeout)
 
     def finish(self) -> None:
         # Each connection is served by its own thread, and LocalLedger keeps one SQLite connection per
