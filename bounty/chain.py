@@ -106,6 +106,12 @@ def broadcast(raw_hex: str, parents: dict[str, str] | None = None) -> str:
     return backend().broadcast(bytes.fromhex(raw_hex), known)
 
 
+def broadcast_many(raw_hexes: list[str], parents: dict[str, str] | None = None) -> list[str | ChainError]:
+    """Several transactions in one request; per transaction its txid or its error (see `broadcast`)."""
+    known = {txid: bytes.fromhex(raw) for txid, raw in (parents or {}).items()}
+    return backend().broadcast_many([bytes.fromhex(raw) for raw in raw_hexes], known)
+
+
 def status(txid: str) -> TxStatus:
     return backend().status(txid)
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from bounty import chain, keys
 from bounty.models import Bounty, Slot, Transaction
-from bounty.pipeline import TryLater, send
+from bounty.payouts import TryLater, send
 
 log = logging.getLogger(__name__)
 

@@ -60,12 +60,52 @@ def send(tx: Transaction) -> bool:
         return True
     if tx.status == Transaction.Status.FAILED:
         return False
+    count_attempt(tx)
+    try:
+        chain.broadcast(tx.raw_hex, parents_of(tx))
+    except chain.ChainError as error:
+        return record_outcome(tx, error)
+    fault_point("broadcast_sent")
+    return record_outcome(tx, None)
+
+
+def send_many(txs: list[Transaction]) -> int:
+    """Broadcast stored transactions in one request (the sweeper's resends); returns how many the chain
+    has now. TryLater when the backend cannot be reached at all."""
+    pending = [tx for tx in txs if tx.status == Transaction.Status.STORED]
+    if not pending:
+        return 0
+    parents: dict[str, str] = {}
+    for tx in pending:
+        count_attempt(tx)
+        parents.update(parents_of(tx))
+    try:
+        results = chain.broadcast_many([tx.raw_hex for tx in pending], parents)
+    except chain.ChainUnavailable as error:
+        raise TryLater(str(error)) from error
+    accepted = 0
+    for tx, result in zip(pending, results, strict=True):
+        try:
+            accepted += int(record_outcome(tx, None if isinstance(result, str) else result))
+        except TryLater:
+            continue  # this one was answered "busy": the next sweep sends it again
+    return accepted
+
+
+def count_attempt(tx: Transaction) -> None:
     attempts = tx.broadcast_attempts + 1
     Transaction.objects.filter(pk=tx.pk).update(broadcast_attempts=attempts)
     tx.broadcast_attempts = attempts
-    try:
-        chain.broadcast(tx.raw_hex, parents_of(tx))
-    except chain.DoubleSpend as error:
+
+
+def record_outcome(tx: Transaction, error: chain.ChainError | None) -> bool:
+    """Store what a broadcast came to, by its type: True when the chain has the transaction (a contested
+    claim included: ARC keeps it and it may still win), False when refused or lost, TryLater if transient."""
+    if error is None:
+        mark_broadcast(tx)
+        Transaction.objects.filter(pk=tx.pk, failure="").update(last_error="")
+        return True
+    if isinstance(error, chain.DoubleSpend):
         record_failure(
             tx,
             Transaction.Failure.DOUBLE_SPEND,
@@ -74,19 +114,14 @@ def send(tx: Transaction) -> bool:
             competing_txids=list(error.competing_txids),
         )
         if tx.kind == Transaction.Kind.CLAIM:
-            mark_broadcast(tx)  # ARC keeps it; it may still win: settle_claim decides
+            mark_broadcast(tx)
             return True
         return fail(tx)
-    except chain.TransactionRejected as error:
+    if error.permanent:
         record_failure(tx, Transaction.Failure.REJECTED, error, error.code or "")
         return fail(tx)
-    except chain.ChainUnavailable as error:
-        Transaction.objects.filter(pk=tx.pk).update(last_error=str(error)[:2000])
-        raise TryLater(str(error)) from error
-    fault_point("broadcast_sent")
-    mark_broadcast(tx)
-    Transaction.objects.filter(pk=tx.pk, failure="").update(last_error="")
-    return True
+    Transaction.objects.filter(pk=tx.pk).update(last_error=str(error)[:2000])
+    raise TryLater(str(error)) from error
 
 
 def mark_broadcast(tx: Transaction) -> None:

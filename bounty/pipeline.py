@@ -28,8 +28,9 @@ from django.utils import timezone
 
 from bounty import chain, images
 from bounty.faults import FAULT_ENV, fault_point
+from bounty.funding import publish_deploys
 from bounty.models import Bounty, ModelVersion, Reason, Slot, Submission, Transaction
-from bounty.payouts import TryLater, give_up_broadcasting, send, settle_claim
+from bounty.payouts import TryLater, give_up_broadcasting, send, send_many, settle_claim
 
 log = logging.getLogger(__name__)
 __all__ = ["FAULT_ENV", "TryLater", "fault_point", "send"]
@@ -298,7 +299,7 @@ def stuck(state: str):  # type: ignore[no-untyped-def]
 
 def sweep() -> dict[str, int]:
     """Find work that a dead worker, a lost message or an outage left behind, and finish or undo it."""
-    counts = {"requeued": 0, "released": 0, "deploys": 0, "held_released": 0, "closed": 0}
+    counts = {"requeued": 0, "released": 0, "deploys": 0, "held_released": 0, "closed": 0, "resent": 0}
     for state in (Submission.State.RECEIVED, Submission.State.CHECKED, Submission.State.VERIFIED):
         for pk in stuck(state).values_list("pk", flat=True)[:500]:
             enqueue(pk)
@@ -316,8 +317,6 @@ def sweep() -> dict[str, int]:
     for slot in orphaned:
         counts["released"] += int(slot.release())
     for bounty in Bounty.objects.filter(state=Bounty.State.FUNDED):
-        from bounty.funding import publish_deploys
-
         publish_deploys(bounty)
         counts["deploys"] += 1
     counts["closed"] = Bounty.objects.filter(
@@ -327,11 +326,10 @@ def sweep() -> dict[str, int]:
     # to stored): no task follows those, so the sweeper sends them again.
     forgotten = Q(kind=Transaction.Kind.CLAIM, claimed__state=Submission.State.BROADCAST)
     resend = Transaction.objects.filter(Q(kind=Transaction.Kind.REFUND) | forgotten).distinct()
-    for tx in resend.filter(status=Transaction.Status.STORED):
-        try:
-            send(tx)
-        except TryLater:
-            break
+    try:
+        counts["resent"] = send_many(list(resend.filter(status=Transaction.Status.STORED)[:100]))
+    except TryLater:
+        counts["resent"] = 0  # the chain is down: the next sweep tries again
     return counts
 
 

@@ -242,9 +242,11 @@ class ArcBackend:
 
         return self._with_retries(f"broadcast {txid}", attempt)
 
-    def broadcast_many(self, raws: Sequence[bytes]) -> list[str | ChainError]:
+    def broadcast_many(
+        self, raws: Sequence[bytes], parents: Mapping[str, bytes] | None = None
+    ) -> list[str | ChainError]:
         """POST /v1/txs: one request for several transactions; per transaction its txid or its error."""
-        payloads = [self._payload(bytes(raw), None) for raw in raws]
+        payloads = [self._payload(bytes(raw), parents) for raw in raws]
 
         def attempt() -> list[Any]:
             response = self._request(

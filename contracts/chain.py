@@ -81,9 +81,11 @@ class ChainBackend(Protocol):
         TransactionRejected or ChainUnavailable."""
         ...
 
-    def broadcast_many(self, raws: Sequence[bytes]) -> list[str | ChainError]:
-        """Submit several transactions in one request; per transaction its txid or the error `broadcast`
-        would have raised. Raises ChainUnavailable when the request as a whole failed."""
+    def broadcast_many(
+        self, raws: Sequence[bytes], parents: Mapping[str, bytes] | None = None
+    ) -> list[str | ChainError]:
+        """Submit several transactions in one request (ARC's /v1/txs); per transaction its txid or the
+        error `broadcast` would have raised. Raises ChainUnavailable when the request as a whole failed."""
         ...
 
     def spender(self, txid: str, vout: int) -> str | None:

@@ -269,7 +269,9 @@ class LocalLedger:
             )
         return status.txid
 
-    def broadcast_many(self, raws: Sequence[bytes]) -> list[str | ChainError]:
+    def broadcast_many(
+        self, raws: Sequence[bytes], parents: Mapping[str, bytes] | None = None
+    ) -> list[str | ChainError]:
         results: list[str | ChainError] = []
         for raw in raws:
             try:

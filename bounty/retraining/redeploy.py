@@ -23,7 +23,7 @@ from django.utils import timezone
 from bounty import chain, keys
 from bounty.models import Bounty, ModelVersion, Slot, Transaction
 from bounty.ops import signing
-from bounty.pipeline import TryLater, send
+from bounty.payouts import TryLater, send
 from bounty.retraining.models import MigrationStep, Redeployment, RetrainingRun
 from contracts.chain import Utxo
 from contracts.errors import ChainError, ContractsError

@@ -235,3 +235,24 @@ class ArcCallbackTestCase(PayoutTestCase):
         self.assertEqual(code, 200)
         submission.refresh_from_db()
         self.assertEqual((submission.state, submission.payout_attempts), ("checked", 1))
+
+
+class SweeperBatchTestCase(PayoutTestCase):
+    def test_the_sweeper_sends_forgotten_claims_again_in_one_request(self) -> None:
+        from unittest import mock
+
+        submissions = [self.submit(mnist_pixels(7, nth), payout_address=address) for nth, address in
+                       enumerate((self.bob_address, self.charlie_address))]  # fmt: skip
+        for submission in submissions:
+            self.assertEqual(pipeline.process(submission.pk), "broadcast")
+        fresh = LocalLedger(self.ledger.data_dir.parent / "forgetful", fee_rate=self.ledger.fee_rate)
+        # The chain forgot both (a restarted node): the poll sets them back to stored.
+        with mock.patch.object(chain, "status", autospec=True, side_effect=lambda txid: fresh.status(txid)):
+            pipeline.poll_confirmations()
+        self.assertEqual(Transaction.objects.filter(kind="claim", status="stored").count(), 2)
+        real = chain.broadcast_many
+        with mock.patch.object(chain, "broadcast_many", autospec=True, side_effect=real) as batch:
+            self.assertEqual(pipeline.sweep()["resent"], 2)
+        self.assertEqual(batch.call_count, 1)
+        self.assertEqual(len(batch.call_args.args[0]), 2)
+        self.assertEqual(Transaction.objects.filter(kind="claim", status="broadcast").count(), 2)
