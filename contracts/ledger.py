@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bsv import Transaction, TransactionInput
+from bsv.merkle_path import MerklePath
 from bsv.script.script import Script
 
 from contracts.address import hash160_of_p2pkh_script, parse_address
@@ -129,6 +130,43 @@ CONFLICT_STATES = {
 
 def sha256d(data: bytes) -> bytes:
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
+
+
+def merkle_levels(txids: Sequence[str]) -> list[list[bytes]]:
+    """The Merkle tree of a block's txids (internal byte order), leaves first; an odd node pairs with
+    itself, as Bitcoin's does."""
+    levels = [[bytes.fromhex(txid)[::-1] for txid in txids]]
+    while len(levels[-1]) > 1:
+        row = levels[-1]
+        levels.append(
+            [sha256d(row[i] + (row[i + 1] if i + 1 < len(row) else row[i])) for i in range(0, len(row), 2)]
+        )
+    return levels
+
+
+def block_leaves(height: int, txids: Sequence[str]) -> list[str]:
+    """A block's Merkle leaves: a coinbase first, as in every real block (the ledger's is a placeholder id
+    derived from the height), then its transactions in order. No block has a lone leaf."""
+    return [sha256d(b"coinbase" + height.to_bytes(8, "little"))[::-1].hex(), *txids]
+
+
+def merkle_path(txids: Sequence[str], txid: str, height: int) -> MerklePath:
+    """The BUMP (BRC-74) proving `txid` in a block of `txids`: what ARC returns as `merklePath`."""
+    levels = merkle_levels(txids)
+    index = list(txids).index(txid)
+    path: list[list[dict[str, Any]]] = []
+    for depth, row in enumerate(levels[:-1]):
+        position = index >> depth
+        sibling = position ^ 1
+        leaves: list[dict[str, Any]] = []
+        if depth == 0:
+            leaves.append({"offset": position, "hash_str": txid, "txid": True})
+        if sibling < len(row):
+            leaves.append({"offset": sibling, "hash_str": row[sibling][::-1].hex()})
+        else:
+            leaves.append({"offset": sibling, "duplicate": True})
+        path.append(sorted(leaves, key=lambda leaf: int(leaf["offset"])))
+    return MerklePath(height, path)
 
 
 @dataclass(frozen=True)
@@ -383,6 +421,17 @@ class LocalLedger:
             )
         return TxStatus(txid, TxState.UNKNOWN)
 
+    def block_txids(self, height: int) -> list[str]:
+        rows = self._db().execute("SELECT txid FROM txs WHERE block_height = ? ORDER BY seq", (height,))
+        return [str(row[0]) for row in rows]
+
+    def merkle_path_hex(self, txid: str) -> str:
+        """The BUMP of a mined transaction (empty while it is not mined)."""
+        height = self.status(txid).block_height
+        if height is None:
+            return ""
+        return str(merkle_path(block_leaves(height, self.block_txids(height)), txid, height).to_hex())
+
     def arc_json(self, txid: str) -> dict[str, Any]:
         """The transaction's status as ARC's JSON (TransactionStatus in arc.yaml; also a callback's body)."""
         status = self.status(txid)
@@ -392,7 +441,7 @@ class LocalLedger:
             "blockHeight": height or 0,
             "competingTxs": list(status.competing_txids) or None,
             "extraInfo": status.detail,
-            "merklePath": "",
+            "merklePath": self.merkle_path_hex(txid) if status.state is TxState.MINED else "",
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "txStatus": ARC_NAMES[status.state],
             "txid": txid,
@@ -462,7 +511,8 @@ class LocalLedger:
                 header = (
                     bytes.fromhex(prev_hash) + (height + 1).to_bytes(4, "little") + now.to_bytes(8, "little")
                 )
-                block_hash = sha256d(header + b"".join(bytes.fromhex(txid) for txid in txids)).hex()
+                root = merkle_levels(block_leaves(height + 1, txids))[-1][0]
+                block_hash = sha256d(header + root).hex()
                 db.execute("INSERT INTO blocks VALUES (?, ?, ?, ?)", (height + 1, block_hash, prev_hash, now))
                 db.execute("UPDATE txs SET block_height = ? WHERE block_height IS NULL", (height + 1,))
                 losers = [

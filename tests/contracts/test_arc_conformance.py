@@ -171,6 +171,8 @@ def test_it_answers_a_repeat_with_the_current_status(served: LedgerService) -> N
     served.ledger.mine()
     again = post(served.url, raw)
     assert (again.status_code, again.json()["txStatus"]) == (200, "MINED")
+    proof = MerklePath.from_hex(again.json()["merklePath"])  # a BUMP, as ARC sends for a mined one
+    assert proof.block_height == 1 and proof.compute_root(again.json()["txid"])
 
 
 def test_it_takes_extended_format_and_beef(served: LedgerService) -> None:

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from bsv import Transaction
+from bsv.merkle_path import MerklePath
 from ledger_helpers import ALICE, BOB, MALLORY, reverify_ledger_with_bitcoinx
 
 from contracts.address import p2pkh_locking_script
 from contracts.chain import ChainBackend, TxState, Utxo
 from contracts.errors import DoubleSpend, TransactionNotFound, TransactionRejected
 from contracts.fees import FeeRate
-from contracts.ledger import LocalLedger
+from contracts.ledger import LocalLedger, block_leaves, merkle_levels
 from contracts.transactions import build_payment, sign_p2pkh_inputs, unsigned_input
 from contracts.txverify import output, parse_transaction
 
@@ -208,3 +209,15 @@ def test_it_keeps_utxos_and_mempool_across_a_restart(tmp_path: Path) -> None:
     assert second.utxos(BOB.address) + second.utxos(ALICE.address) == utxos_before
     second.mine()
     assert second.status(pending).confirmations == 1
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 5, 8])
+def test_it_proves_a_mined_transaction_with_a_merkle_path(ledger: LocalLedger, count: int) -> None:
+    txids = [ledger.fund(ALICE.address, 1_000 + n) for n in range(count)]
+    ledger.mine()
+    root = merkle_levels(block_leaves(1, txids))[-1][0][::-1].hex()
+    for txid in txids:
+        path = MerklePath.from_hex(ledger.merkle_path_hex(txid))
+        assert path.block_height == 1
+        assert path.compute_root(txid) == root, "every transaction proves the same root"
+    assert ledger.merkle_path_hex(ledger.fund(ALICE.address, 5)) == "", "nothing to prove while unmined"
