@@ -322,12 +322,22 @@ class ArcBackend:
         return self._with_retries(f"GET {path}", attempt)
 
     def utxos(self, address: str) -> list[Utxo]:
+        """Unspent outputs of `address` from WhatsOnChain's /unspent/all, every page of it, without the ones
+        a mempool transaction already spends."""
         parsed = parse_address(address)
-        response = self._woc_get(f"/address/{address}/unspent/all")
-        body = self._json(response) if response is not None else {"result": []}
-        rows = body.get("result") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            raise ChainUnavailable(f"WhatsOnChain's unspent outputs of {address} are not a result list")
+        rows: list[dict[str, Any]] = []
+        token = ""
+        for _ in range(1000):  # pages; a wallet with more outputs than that is not this service's
+            query = f"?token={token}" if token else ""
+            response = self._woc_get(f"/address/{address}/unspent/all{query}")
+            body = self._json(response) if response is not None else {"result": []}
+            page = body.get("result") if isinstance(body, dict) else None
+            if not isinstance(page, list):
+                raise ChainUnavailable(f"WhatsOnChain's unspent outputs of {address} are not a result list")
+            rows += page
+            token = str(body.get("nextPageToken") or "")
+            if not token:
+                break
         return [
             Utxo(
                 txid=str(row["tx_hash"]),

@@ -3,6 +3,7 @@ formats of the real services (fixtures served from a local HTTP server)."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -235,3 +236,92 @@ def test_it_maps_arc_fee_rejection(recorded: FixtureServer) -> None:
     with pytest.raises(TransactionRejected, match="Fees are insufficient") as caught:
         recorded_backend(recorded).broadcast(bytes.fromhex((FIXTURES / "woc_tx_hex.txt").read_text().strip()))
     assert caught.value.code == "465" and caught.value.permanent
+
+
+def arc_answer(tx_status: str, competing: list[str] | None = None, extra: str = "") -> str:
+    """A POST /v1/tx 200 body as ARC sends it (pkg/api/arc.go TransactionResponse; status and title are
+    200/OK whatever the txStatus: internal/api/handler/default.go)."""
+    return json.dumps(
+        {
+            "blockHash": "", "blockHeight": 0, "competingTxs": competing, "extraInfo": extra,
+            "merklePath": "", "status": 200, "timestamp": "2026-04-01T10:00:00.123456789Z", "title": "OK",
+            "txStatus": tx_status, "txid": GENESIS_TXID,
+        }
+    )  # fmt: skip
+
+
+COMPETITOR = "c0" * 32
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected", "code", "competing"),
+    [
+        # test/submit_03_double_spending_test.go: the second spend of a mempool output
+        (200, arc_answer("DOUBLE_SPEND_ATTEMPTED", [COMPETITOR]), DoubleSpend, "DOUBLE_SPEND_ATTEMPTED",
+         (COMPETITOR,)),
+        # the same test: a spend of an output already mined
+        (200, arc_answer("SEEN_IN_ORPHAN_MEMPOOL"), DoubleSpend, "SEEN_IN_ORPHAN_MEMPOOL", ()),
+        # internal/metamorph/server.go: a resubmitted loser answers REJECTED with its reason at once
+        (200, arc_answer("REJECTED", [COMPETITOR], "double spend attempted"), DoubleSpend, "REJECTED",
+         (COMPETITOR,)),
+        (200, arc_answer("REJECTED", None, "invalid transaction: non-final"), TransactionRejected, "REJECTED",
+         None),
+        # pkg/api/status.go: 466 is defined (not sent today)
+        (466, '{"status": 466, "title": "Conflicting tx found"}', DoubleSpend, "466", ()),
+        (461, '{"status": 461, "title": "Malformed transaction"}', TransactionRejected, "461", None),
+    ],
+)  # fmt: skip
+def test_it_reads_each_of_arcs_answers_as_its_type(
+    recorded: FixtureServer,
+    status: int,
+    body: str,
+    expected: type[Exception],
+    code: str,
+    competing: tuple[str, ...] | None,
+) -> None:
+    recorded.routes[("POST", "/v1/tx")] = (status, body, "application/json")
+    sleeps = Sleeps()
+    with pytest.raises(expected) as caught:
+        recorded_backend(recorded, sleeps).broadcast(bytes.fromhex((FIXTURES / "woc_tx_hex.txt").read_text()))
+    assert isinstance(caught.value, TransactionRejected) and caught.value.permanent
+    assert caught.value.code == code and sleeps == []
+    if competing is not None:
+        assert isinstance(caught.value, DoubleSpend) and caught.value.competing_txids == competing
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (409, '{"status": 409, "extraInfo": "context deadline exceeded"}', "application/json"),
+        (
+            460,
+            '{"status": 460, "extraInfo": "arc error 460: parent transaction not found"}',
+            "application/json",
+        ),
+        (429, "Too Many Requests", "text/plain"),
+        (502, "<html>bad gateway</html>", "text/html"),
+        (200, "<html>captive portal</html>", "text/html"),
+        (200, "[]", "application/json"),  # a batch answer emptied by a deadline
+    ],
+)
+def test_it_retries_arcs_transient_answers_then_reports_unavailable(
+    recorded: FixtureServer, status: int, body: str, content_type: str
+) -> None:
+    recorded.routes[("POST", "/v1/tx")] = (status, body, content_type)
+    sleeps = Sleeps()
+    with pytest.raises(ChainUnavailable):
+        recorded_backend(recorded, sleeps).broadcast(bytes.fromhex((FIXTURES / "woc_tx_hex.txt").read_text()))
+    assert sleeps == [0.5, 1.0, 2.0]
+
+
+def test_it_reads_every_page_of_unspent_outputs_and_caches_the_height(recorded: FixtureServer) -> None:
+    base = "/v1/bsv/main/address/1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2/unspent/all"
+    first = json.loads((FIXTURES / "woc_address_unspent_all.json").read_text())
+    recorded.routes[("GET", base)] = (200, json.dumps({**first, "nextPageToken": "p2"}), "application/json")
+    second = {"result": [{"height": 7, "tx_pos": 3, "tx_hash": "ab" * 32, "value": 5}], "nextPageToken": ""}
+    recorded.routes[("GET", f"{base}?token=p2")] = (200, json.dumps(second), "application/json")
+    woc = recorded_backend(recorded)
+    assert [c.satoshis for c in woc.utxos("1BvBMSEYstWetqTFn5Au4m4GFg7xJaNVN2")] == [125000, 3100, 5]
+    woc.height()
+    woc.height()
+    assert sum("chain/info" in line for line in recorded.requests) == 1, "one /chain/info per 30 s"
