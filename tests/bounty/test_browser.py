@@ -7,6 +7,7 @@ Playwright's own browser download is not used. A live Django server, a real work
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 
@@ -73,3 +74,7 @@ def test_it_draws_a_digit_submits_it_and_sees_it_paid(browser, live_server, work
     assert "Paid" in page.inner_text("#headline")
     assert len(page.inner_text("#txid")) == 64
     assert page.locator("#bars .bar").count() == 10
+    assert page.locator("#bars .bar .score").count() == 10  # each bar with its number
+    assert "Keep this link: it is the only way back to this submission." in page.inner_text("#keep")
+    assert not page.locator("#explorer").is_visible()  # the local ledger: no public explorer
+    assert not re.search(r"\b(None|null|undefined)\b", page.inner_text("body"))
