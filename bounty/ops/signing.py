@@ -11,12 +11,18 @@ refund address, the fee computed for the largest signatures.
 
 Migrations of a redeployment wait the same way (`bounty.retraining.redeploy`: a step in the signing state);
 they share `inputs_to_sign`, `parse_signatures` and the page's table of preimages with refunds.
+
+A digest says nothing a person can check, so every transaction to sign comes with its outputs in words
+(address, satoshis, which bounty: `outputs_in_words`) and the hashOutputs its preimages commit to, checked
+here against those outputs (`TransactionToSign`); the exported signing request (`refund_request`,
+`migration_request`) carries the same, with the unsigned transaction to decode offline.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from bsv import Transaction as SdkTransaction
 from bsv.script.script import Script
@@ -27,7 +33,7 @@ from django.utils import timezone
 from bounty import chain
 from bounty.models import Bounty, Slot, Transaction
 from bounty.pipeline import TryLater, send
-from contracts.address import parse_address, sha256d
+from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address, sha256d
 from contracts.chain import Utxo
 from contracts.errors import ContractsError
 from contracts.fees import FeeRate
@@ -36,6 +42,7 @@ from contracts.transactions import (
     DUST,
     REFUND_UNLOCKING_MAX,
     TX_VERSION,
+    UnsignedMigration,
     finish,
     tx_bytes,
     unsigned_input,
@@ -57,6 +64,31 @@ class InputToSign:
 
 
 @dataclass(frozen=True)
+class OutputToPay:
+    """One output of a transaction to sign, as a person reads it."""
+
+    index: int
+    address: str  # the P2PKH address paid, or "" for a slot contract (a script, not an address)
+    satoshis: int
+    bounty_id: int
+    what: str  # in words: whose wallet or which bounty's new slot
+
+
+@dataclass(frozen=True)
+class TransactionToSign:
+    """One transaction: the inputs the admin signs and the outputs every one of their preimages commits to."""
+
+    inputs: tuple[InputToSign, ...]
+    outputs: tuple[OutputToPay, ...]
+    hash_outputs: str  # hex; the BIP143 hashOutputs inside each preimage, = hash256 of these outputs
+    unsigned_hex: str
+
+    @property
+    def total_out(self) -> int:
+        return sum(o.satoshis for o in self.outputs)
+
+
+@dataclass(frozen=True)
 class UnsignedRefund:
     bounty_id: int
     slot_ids: tuple[int, ...]
@@ -66,6 +98,64 @@ class UnsignedRefund:
     unsigned_hex: str
     inputs: tuple[InputToSign, ...]
     admin_pubkey: str
+    transaction: TransactionToSign
+
+    @property
+    def total(self) -> int:
+        """What the slots hold: the amount paid plus the fee."""
+        return self.amount + self.fee
+
+    @property
+    def transactions(self) -> tuple[TransactionToSign, ...]:
+        """As a migration lists them: a refund is one transaction."""
+        return (self.transaction,)
+
+
+def refund_address() -> str:
+    """The configured refund address: the operator wallet, where the admin's refund action sends unused
+    slots (`bounty.funding.refund_unused`). Any other address needs a person's logged confirmation."""
+    return chain.operator_address()
+
+
+def outputs_in_words(
+    outputs: Sequence[tuple[bytes, int]], bounty_id: int, slot_words: str = ""
+) -> list[OutputToPay]:
+    """Each output's address (or `slot_words` for a script that is not an address) and satoshis."""
+    wallet = refund_address()
+    rows = []
+    for index, (script, satoshis) in enumerate(outputs):
+        hash160 = hash160_of_p2pkh_script(script)
+        if hash160 is None:
+            what = slot_words or "a script that is not an address"
+            rows.append(OutputToPay(index, "", satoshis, bounty_id, what))
+            continue
+        address = address_from_hash160(hash160, settings.NETWORK)
+        what = "the operator wallet" if address == wallet else "NOT the operator wallet"
+        rows.append(OutputToPay(index, address, satoshis, bounty_id, what))
+    return rows
+
+
+def committed_outputs(preimage: bytes) -> bytes:
+    """The hashOutputs field of a BIP143 preimage: the 32 bytes before nLockTime and the sighash type."""
+    return preimage[-40:-8]
+
+
+def transaction_to_sign(
+    tx: SdkTransaction,
+    preimages: Sequence[bytes],
+    inputs: Sequence[InputToSign],
+    bounty_id: int,
+    slot_words: str = "",
+) -> TransactionToSign:
+    """A transaction's inputs to sign beside its outputs in words, read from the transaction itself, after
+    checking that every preimage commits to exactly these outputs: what the page says is paid is what a
+    signature allows to be paid."""
+    hash_outputs = sha256d(b"".join(out.serialize() for out in tx.outputs))
+    if any(committed_outputs(preimage) != hash_outputs for preimage in preimages):
+        raise SigningError("a preimage does not commit to the outputs shown: nothing to sign")
+    script_outputs = [(out.locking_script.serialize(), out.satoshis) for out in tx.outputs]
+    outputs = outputs_in_words(script_outputs, bounty_id, slot_words)
+    return TransactionToSign(tuple(inputs), tuple(outputs), hash_outputs.hex(), tx.serialize().hex())
 
 
 def _utxos(bounty: Bounty, slots: list[Slot]) -> list[Utxo]:
@@ -121,7 +211,8 @@ def parse_signatures(texts: Sequence[str], expected: int) -> list[bytes]:
 def prepare_refund(bounty: Bounty, to_address: str) -> UnsignedRefund:
     slots = free_slots(bounty)
     tx, utxos, fee = _unsigned(bounty, slots, to_address)
-    inputs = inputs_to_sign([tx.preimage(index) for index in range(len(utxos))], utxos)
+    preimages = [tx.preimage(index) for index in range(len(utxos))]
+    inputs = inputs_to_sign(preimages, utxos)
     return UnsignedRefund(
         bounty_id=bounty.pk,
         slot_ids=tuple(s.pk for s in slots),
@@ -131,7 +222,59 @@ def prepare_refund(bounty: Bounty, to_address: str) -> UnsignedRefund:
         unsigned_hex=tx.serialize().hex(),
         inputs=tuple(inputs),
         admin_pubkey=bounty.admin_pubkey,
+        transaction=transaction_to_sign(tx, preimages, inputs, bounty.pk),
     )
+
+
+def migration_transactions(
+    bounty: Bounty, target_name: str, migrations: Sequence[UnsignedMigration]
+) -> list[TransactionToSign]:
+    """A migration's transactions as the page shows them; inputs numbered in signing order across all of
+    them, as `bounty.retraining.redeploy.to_sign` numbers them."""
+    words = f"a new slot of bounty #{bounty.pk}, locked to model {target_name}"
+    transactions: list[TransactionToSign] = []
+    first = 0
+    for unsigned in migrations:
+        preimages = unsigned.admin_preimages()
+        inputs = inputs_to_sign(preimages, unsigned.spent[: unsigned.admin_inputs], first=first)
+        first += len(inputs)
+        transactions.append(transaction_to_sign(unsigned.transaction(), preimages, inputs, bounty.pk, words))
+    return transactions
+
+
+def _request(kind: str, bounty: Bounty, transactions: Sequence[TransactionToSign], **extra: Any) -> dict:
+    return {
+        "kind": kind,
+        "network": settings.NETWORK,
+        "bounty": bounty.pk,
+        "admin_pubkey": bounty.admin_pubkey,
+        "sighash": "SIGHASH_ALL|FORKID (0x41)",
+        **extra,
+        "transactions": [
+            {
+                "inputs": [{**asdict(i), "bounty": bounty.pk} for i in tx.inputs],
+                "outputs": [asdict(o) for o in tx.outputs],
+                "hash_outputs": tx.hash_outputs,
+                "unsigned_hex": tx.unsigned_hex,
+            }
+            for tx in transactions
+        ],
+    }
+
+
+def refund_request(bounty: Bounty, refund: UnsignedRefund) -> dict:
+    """The exported signing request of a refund: what is spent, what is paid to whom, what to sign."""
+    return _request(
+        "refund", bounty, [refund.transaction], to_address=refund.to_address, total=refund.total,
+        fee=refund.fee, amount=refund.amount, slot_ids=list(refund.slot_ids),
+    )  # fmt: skip
+
+
+def migration_request(
+    bounty: Bounty, step_id: int, target_name: str, transactions: Sequence[TransactionToSign], fee: int
+) -> dict:
+    """The exported signing request of a migration step, in the page's signing order."""
+    return _request("migration", bounty, transactions, migration_step=step_id, to_model=target_name, fee=fee)
 
 
 def submit_signed_refund(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -9,11 +11,14 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from bounty import chain, keys
+from bounty import keys
 from bounty.models import Bounty, Slot, Transaction
 from bounty.ops import probes, signing
 from bounty.retraining import redeploy
 from bounty.retraining.models import MigrationStep
+
+log = logging.getLogger(__name__)
+CONFIRM_OTHER_ADDRESS = "confirm_other_address"
 
 
 @never_cache
@@ -46,25 +51,52 @@ def signing_index(request: HttpRequest) -> HttpResponse:
     migrations = waiting.select_related("bounty", "from_version", "redeployment__target").order_by("pk")
     context = {
         "rows": rows, "migrations": migrations, "key_on_server": keys.admin_key_on_server(),
-        "network": settings.NETWORK,
+        "network": settings.NETWORK, "refund_address": signing.refund_address(),
     }  # fmt: skip
     return render(request, "ops/signing_index.html", context)
+
+
+def refund_destination(request: HttpRequest, bounty: Bounty) -> tuple[str, str]:
+    """The address the refund pays, and why it cannot be prepared for it yet ("": it can).
+
+    The configured refund address needs nothing more. Any other, typed on the page or brought by a link's
+    `?to=`, is prepared only from a POST with the confirmation box ticked: a link cannot tick it, so following
+    one never shows preimages that pay someone else. Every confirmation is logged (user, bounty, address).
+    """
+    configured = signing.refund_address()
+    to_address = (request.POST.get("to_address") or request.GET.get("to") or "").strip() or configured
+    if to_address == configured:
+        return to_address, ""
+    if request.method != "POST" or request.POST.get(CONFIRM_OTHER_ADDRESS) != "yes":
+        return to_address, (
+            f"{to_address} is not the configured refund address (the operator wallet, {configured}). "
+            "Nothing is prepared for it unless you tick the box to confirm that this refund pays it."
+        )
+    log.warning(
+        "%s confirmed the refund of bounty #%s to %s, which is not the configured refund address",
+        request.user.get_username(), bounty.pk, to_address,
+    )  # fmt: skip
+    return to_address, ""
 
 
 @staff_member_required
 @never_cache
 def signing_refund(request: HttpRequest, pk: int) -> HttpResponse:
-    """GET: the unsigned refund and one preimage per input; POST: the signatures, assembled and broadcast."""
+    """GET: the unsigned refund, what it pays to whom and one preimage per input; POST: the confirmation of
+    another address, or the signatures, assembled and broadcast."""
     bounty = get_object_or_404(Bounty, pk=pk)
-    to_address = (request.POST.get("to_address") or request.GET.get("to") or "").strip()
-    if not to_address:
-        try:
-            to_address = chain.operator_address()
-        except Exception:
-            to_address = ""
-    context: dict = {"bounty": bounty, "to_address": to_address, "network": settings.NETWORK}
+    to_address, unconfirmed = refund_destination(request, bounty)
+    configured = signing.refund_address()
+    context: dict = {
+        "bounty": bounty, "to_address": to_address, "network": settings.NETWORK,
+        "refund_address": configured, "other_address": to_address != configured,
+    }  # fmt: skip
+    if unconfirmed:
+        context["unconfirmed"] = unconfirmed
+        status = 400 if request.method == "POST" else 200
+        return render(request, "ops/signing_refund.html", context, status=status)
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and "signatures" in request.POST:
         slot_ids = [int(x) for x in request.POST.get("slot_ids", "").split(",") if x.strip().isdigit()]
         signatures = [s for s in request.POST.get("signatures", "").split() if s]
         try:
@@ -80,6 +112,36 @@ def signing_refund(request: HttpRequest, pk: int) -> HttpResponse:
         context.setdefault("error", str(error))
         status = 400 if request.method == "POST" else 200
     return render(request, "ops/signing_refund.html", context, status=status)
+
+
+@staff_member_required
+@never_cache
+def signing_refund_request(request: HttpRequest, pk: int) -> JsonResponse:
+    """The refund's signing request as a file to carry to the offline machine; the same address rules."""
+    bounty = get_object_or_404(Bounty, pk=pk)
+    to_address, unconfirmed = refund_destination(request, bounty)
+    if unconfirmed:
+        return JsonResponse({"error": unconfirmed}, status=400)
+    try:
+        refund = signing.prepare_refund(bounty, to_address)
+    except signing.SigningError as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    return attachment(signing.refund_request(bounty, refund), f"refund-bounty-{bounty.pk}.json")
+
+
+def attachment(body: dict, filename: str) -> JsonResponse:
+    response = JsonResponse(body, json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def migration_to_sign(
+    step: MigrationStep,
+) -> tuple[redeploy.MigrationToSign, list[signing.TransactionToSign]]:
+    """The step's totals (`redeploy.to_sign`) and its transactions with their outputs in words."""
+    migration = redeploy.to_sign(step)
+    unsigned = [entry for entry, _ in redeploy.unsigned_migrations(step)]
+    return migration, signing.migration_transactions(step.bounty, step.redeployment.target.name, unsigned)
 
 
 @staff_member_required
@@ -102,7 +164,23 @@ def signing_migration(request: HttpRequest, pk: int) -> HttpResponse:
             context["transactions"] = Transaction.objects.filter(txid__in=step.txids).order_by("pk")
             return render(request, "ops/signing_migration_done.html", context)
     try:
-        context["migration"] = redeploy.to_sign(step)
+        context["migration"], context["to_sign"] = migration_to_sign(step)
     except signing.SigningError as error:
         context.setdefault("error", str(error))
     return render(request, "ops/signing_migration.html", context, status=status)
+
+
+@staff_member_required
+@never_cache
+def signing_migration_request(request: HttpRequest, pk: int) -> JsonResponse:
+    """The migration's signing request as a file; its outputs are fixed (new slots, the wallet's change)."""
+    steps = MigrationStep.objects.select_related("bounty", "from_version", "redeployment__target")
+    step = get_object_or_404(steps, pk=pk)
+    try:
+        migration, transactions = migration_to_sign(step)
+    except signing.SigningError as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    body = signing.migration_request(
+        step.bounty, step.pk, step.redeployment.target.name, transactions, migration.fee
+    )
+    return attachment(body, f"migration-{step.pk}-bounty-{step.bounty_id}.json")
