@@ -11,7 +11,7 @@ import zlib
 from bounty_testing import BaseTestCase, blank_png, mnist_png
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from PIL import Image
+from PIL import Image, ImageDraw
 from test_faults_invariants import NOT_ON_POSTGRES_RERUN
 
 from bounty.models import Slot, Submission
@@ -34,6 +34,17 @@ def animated(format: str) -> bytes:
     frames = [Image.new("L", (64, 64), color) for color in (0, 255)]
     buffer = io.BytesIO()
     frames[0].save(buffer, format=format, save_all=True, append_images=frames[1:])
+    return buffer.getvalue()
+
+
+def scan_png(side: int, mode: str = "L") -> bytes:
+    """A side x side page, white but for a dark hand-sized "0": a few KB that decode to side^2 pixels."""
+    page = Image.new("L", (side, side), 255)
+    ImageDraw.Draw(page).ellipse(
+        (side * 3 // 8, side // 4, side * 5 // 8, side * 3 // 4), outline=20, width=side // 40
+    )
+    buffer = io.BytesIO()
+    page.convert(mode).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
 
 
@@ -77,6 +88,18 @@ class BadUploadTestCase(BaseTestCase):
 
     def test_it_refuses_a_decompression_bomb(self) -> None:
         self.assert_refused(self.upload(bomb_png()), "too many pixels")
+
+    def test_it_accepts_a_16_megapixel_scan(self) -> None:
+        with self.captureOnCommitCallbacks(execute=False):
+            response = self.upload(scan_png(4096))  # the largest image the pixel cap allows
+        self.assertEqual(response.status_code, 302)
+        self.assertEqual(Submission.objects.count(), 1)
+
+    def test_it_refuses_a_colour_png_too_large_to_decode_with_the_limit(self) -> None:
+        # Under the pixel cap, but held at 4 bytes a pixel it would take 42 MB to decode.
+        response = self.upload(scan_png(3239, "RGBA"))
+        self.assert_refused(response, "too many pixels (3239x3239)")
+        self.assertContains(response, "at most 10.5 megapixels", status_code=400)
 
     def test_it_refuses_a_100_mb_file_before_reading_it(self) -> None:
         response = self.upload(b"\x89PNG\r\n\x1a\n" + b"\0" * (100 * 1024 * 1024))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image, ImageFile
 
 from classifier import preprocess
 from classifier.errors import ImageRejected
@@ -123,3 +125,89 @@ def test_png_enlargement_keeps_crisp_pixels():
     image = np.asarray(Image.open(io.BytesIO(to_png(pixels.astype(np.uint8), scale=3))))
     assert image.shape == (84, 84)
     assert np.array_equal(image[::3, ::3], pixels)
+
+
+def refuse_decoding(monkeypatch) -> None:
+    """Make any pixel decoding fail the test: what is refused must be refused from the header."""
+
+    def load(self):
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+def test_it_refuses_an_image_over_the_pixel_cap_from_its_header(monkeypatch):
+    data = encode(Image.new("L", (4097, 4096), 255), optimize=True)
+    refuse_decoding(monkeypatch)
+    with pytest.raises(ImageRejected, match=r"too many pixels \(4097x4096\); the limit is 16.8 megapixels"):
+        preprocess_image(data)
+
+
+def test_it_refuses_a_colour_png_too_large_to_decode_from_its_header(monkeypatch):
+    # 3239x3239 is under the pixel cap, but Pillow holds colour at 4 bytes a pixel: 42 MB, over the budget.
+    data = encode(
+        bar_image(size=(3239, 3239), background=255, ink=0, box=(1400, 1000, 1800, 2200)).convert("RGBA")
+    )
+    refuse_decoding(monkeypatch)
+    with pytest.raises(
+        ImageRejected, match=r"too many pixels \(3239x3239\); a PNG .* at most 10.5 megapixels"
+    ):
+        preprocess_image(data)
+
+
+def difference_up_to_a_pixel(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of two 28x28 images, the smaller over shifting one by at most a pixel
+    (a centre of mass at x.5 may round either way)."""
+    padded = np.pad(b.astype(int), 1)
+    shifts = [padded[1 + dy : 29 + dy, 1 + dx : 29 + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    return min(float(np.abs(a.astype(int) - shifted).mean()) for shifted in shifts)
+
+
+def test_it_reads_a_large_scan_as_it_would_at_full_resolution(mnist):
+    for image in mnist.x_test[:10]:
+        scan = encode(Image.fromarray(255 - image).resize((2800, 2800), Image.Resampling.BICUBIC))
+        gray = preprocess.decode_grayscale(scan)
+        assert gray.dtype == np.uint8 and gray.shape == (934, 934)  # reduced by 3 while decoding
+        full = preprocess.normalise(np.asarray(Image.open(io.BytesIO(scan)).convert("L")))
+        assert difference_up_to_a_pixel(preprocess.normalise(gray), full) < 1
+
+
+def test_it_turns_a_reduced_photo_upright_by_its_exif_orientation():
+    stored = bar_image(size=(4000, 3000), background=230, ink=40, box=(1000, 1400, 3000, 1600)).convert("RGB")
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # the camera was turned: show the stored pixels rotated 90 degrees
+    tagged = encode(stored, "JPEG", quality=90, exif=exif)
+    upright = encode(stored.transpose(Image.Transpose.ROTATE_270), "JPEG", quality=90)
+    gray = preprocess.decode_grayscale(tagged)
+    assert gray.shape == (1000, 750)
+    assert difference_up_to_a_pixel(preprocess.normalise(gray), preprocess_image(upright)) < 1
+
+
+def run_length_bmp(width: int = 64, height: int = 64) -> bytes:
+    """An 8-bit BMP compressed with RLE8: a white page with a black vertical bar."""
+    body = bytearray()
+    for _ in range(height):
+        body += bytes([20, 255, 8, 0, width - 28, 255, 0, 0])  # runs of 20 white, 8 black, the rest white
+    body += b"\x00\x01"
+    palette = b"".join(bytes([c, c, c, 0]) for c in range(256))
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(body), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(body), 0, 0, offset) + info + palette + bytes(body)
+
+
+def test_it_refuses_a_run_length_compressed_bmp():
+    assert Image.open(io.BytesIO(run_length_bmp())).info["compression"] == 1  # the file is what it claims
+    with pytest.raises(ImageRejected, match="PNG or JPEG"):
+        preprocess_image(run_length_bmp())
+
+
+def test_it_refuses_a_png_whose_text_unpacks_past_a_megabyte():
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = encode(bar_image())
+    text = b"".join(chunk(b"zTXt", b"note%d\0\0" % i + zlib.compress(b"a" * 1_000_000, 9)) for i in range(3))
+    data = png[:33] + text + png[33:]  # after the 8-byte signature and the 25-byte IHDR chunk
+    assert len(data) < 20_000
+    with pytest.raises(ImageRejected, match="not an image we can read"):
+        preprocess_image(data)
