@@ -1,23 +1,41 @@
-"""Admin for model versions and bounties: create, fund and deploy, pause, refund, export."""
+"""Admin for model versions and bounties: create, fund and deploy, pause, refund, export.
+
+Every action needs a permission of its own (`has_<name>_permission`, declared on the models and given to the
+roles in migration 0007): Django leaves an action out of the list, and ignores a forged POST of it, for a
+user without it. A refund is shown first (each slot spent, the address paid, the total and the fee) and runs
+only when that page is confirmed, for exactly the slots it showed.
+"""
 
 from __future__ import annotations
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
-from bounty import chain, exports
+from bounty import chain, exports, keys
 from bounty.funding import FundingError, fund_and_deploy, refund_unused
 from bounty.models import Bounty, ModelVersion
+from bounty.ops import signing
+
+
+def may(request: HttpRequest, permission: str) -> bool:
+    return request.user.has_perm(f"bounty.{permission}")
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("name", "short_sha", "accuracy_percent", "is_active", "created")
-    readonly_fields = ("sha256", "metrics", "script_sizes", "created")
+    # is_active changes only through the action: the form would let a plain change permission activate a
+    # version (and leave two active).
+    readonly_fields = ("sha256", "metrics", "script_sizes", "is_active", "created")
     actions = ("activate",)
+
+    def has_activate_permission(self, request: HttpRequest) -> bool:
+        return may(request, "activate_modelversion")
 
     @admin.display(description="sha256")
     def short_sha(self, obj: ModelVersion) -> str:
@@ -27,7 +45,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def accuracy_percent(self, obj: ModelVersion) -> str:
         return f"{obj.accuracy:.2%}" if obj.accuracy is not None else "-"
 
-    @admin.action(description="Make the selected version the active one")
+    @admin.action(description="Make the selected version the active one", permissions=["activate"])
     def activate(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version.", messages.ERROR)
@@ -85,6 +103,23 @@ def cost_table() -> str:
         version.name,
         body,
     )
+
+
+def free_slot_ids(bounty: Bounty) -> str:
+    """The bounty's free slots as the confirmation page carries them: what a refund would spend now."""
+    return ",".join(str(slot.pk) for slot in signing.free_slots(bounty))
+
+
+def refund_plan(bounty: Bounty, to_address: str) -> dict:
+    """What refunding `bounty` now spends (each slot's outpoint and satoshis) and pays (address, total,
+    fee): the same transaction as the refund action builds, before anyone signs or broadcasts it."""
+    row: dict = {"bounty": bounty, "slot_ids": free_slot_ids(bounty), "refund": None, "problem": ""}
+    if row["slot_ids"]:
+        try:
+            row["refund"] = signing.prepare_refund(bounty, to_address)
+        except signing.SigningError as error:
+            row["problem"] = str(error)
+    return row
 
 
 @admin.register(Bounty)
@@ -148,7 +183,19 @@ class BountyAdmin(admin.ModelAdmin):
             obj.operator_pubkey, obj.admin_pubkey = chain.public_keys()
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Fund and deploy the selected draft bounties")
+    def has_fund_permission(self, request: HttpRequest) -> bool:
+        return may(request, "fund_bounty")
+
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        return may(request, "pause_bounty")
+
+    def has_refund_permission(self, request: HttpRequest) -> bool:
+        return may(request, "refund_bounty")
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return may(request, "export_bounty")
+
+    @admin.action(description="Fund and deploy the selected draft bounties", permissions=["fund"])
     def deploy(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         for bounty in queryset:
             try:
@@ -159,33 +206,60 @@ class BountyAdmin(admin.ModelAdmin):
             txids = ", ".join(tx.txid for tx in txs)
             self.message_user(request, f"Bounty #{bounty.pk} is {bounty.state}; deploy transactions: {txids}")
 
-    @admin.action(description="Pause the selected bounties")
+    @admin.action(description="Pause the selected bounties", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         self.message_user(request, f"Paused {queryset.update(paused=True)} bounties.")
 
-    @admin.action(description="Resume the selected bounties")
+    @admin.action(description="Resume the selected bounties", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         self.message_user(request, f"Resumed {queryset.update(paused=False)} bounties.")
 
-    @admin.action(description="Refund the unused slots of the selected bounties")
-    def refund(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    @admin.action(description="Refund the unused slots of the selected bounties", permissions=["refund"])
+    def refund(self, request: HttpRequest, queryset) -> TemplateResponse | None:  # type: ignore[no-untyped-def]
+        to_address = signing.refund_address()
+        if request.POST.get("post") != "yes":
+            return self.refund_confirmation(request, queryset, to_address)
         for bounty in queryset:
+            # Spend exactly what the page showed: a slot freed or taken since then means another look.
+            if request.POST.get(f"slots-{bounty.pk}") != free_slot_ids(bounty):
+                self.message_user(
+                    request,
+                    f"Bounty #{bounty.pk}: its free slots changed since the confirmation page; nothing was "
+                    "refunded. Refund it again to see what it would spend now.",
+                    messages.ERROR,
+                )
+                continue
             try:
-                tx = refund_unused(bounty)
+                tx = refund_unused(bounty, to_address)
             except FundingError as error:
                 self.message_user(request, f"Bounty #{bounty.pk}: {error}", messages.ERROR)
                 continue
             done = f"refund transaction {tx.txid}" if tx else "no unused slots"
             self.message_user(request, f"Bounty #{bounty.pk}: {done}")
+        return None
 
-    @admin.action(description="Export collected images (zip of PNG + manifest)")
+    def refund_confirmation(self, request: HttpRequest, queryset, to_address: str) -> TemplateResponse:  # type: ignore[no-untyped-def]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Refund the unused slots?",
+            "opts": self.model._meta,
+            "queryset": queryset,
+            "rows": [refund_plan(bounty, to_address) for bounty in queryset],
+            "to_address": to_address,
+            "key_on_server": keys.admin_key_on_server(),
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/bounty/refund_confirmation.html", context)
+
+    @admin.action(description="Export collected images (zip of PNG + manifest)", permissions=["export"])
     def export_zip(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
         bounty = queryset.first()
         response = HttpResponse(exports.export_zip(bounty), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="bounty-{bounty.pk}-images.zip"'
         return response
 
-    @admin.action(description="Export collected images (npz for training)")
+    @admin.action(description="Export collected images (npz for training)", permissions=["export"])
     def export_npz(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
         bounty = queryset.first()
         response = HttpResponse(exports.export_npz(bounty), content_type="application/octet-stream")

@@ -1,4 +1,9 @@
-"""Admin for submissions, with the 28x28 image enlarged, and the review queue (labels, held payouts)."""
+"""Admin for submissions, with the 28x28 image enlarged, and the review queue (labels, held payouts).
+
+Each action needs its own permission (bounty.retry_payout, bounty.approve_payout, bounty.label_submission;
+roles in migration 0007). In the queue the label is the only thing that changes, so labelling is its change
+permission too.
+"""
 
 from __future__ import annotations
 
@@ -44,7 +49,13 @@ class SubmissionAdmin(admin.ModelAdmin):
     readonly_fields = tuple(f for f in fields if f != "true_digit")
     actions = ("retry_payout",)
 
-    @admin.action(description="Retry the payout of stalled submissions (the chain is asked first)")
+    def has_retry_payout_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bounty.retry_payout")
+
+    @admin.action(
+        description="Retry the payout of stalled submissions (the chain is asked first)",
+        permissions=["retry_payout"],
+    )
     def retry_payout(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         retried = 0
         for submission in queryset.filter(state=Submission.State.STALLED):
@@ -92,7 +103,18 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     )
     list_editable = ("true_digit",)
     list_filter = ("state", "reason", "claimed_digit", "bounty")
+    fields = SubmissionAdmin.fields
+    readonly_fields = SubmissionAdmin.readonly_fields  # the true digit is the only thing to change here
     actions = ("approve_payout", "decline", "label_as_claimed", "label_as_predicted")
+
+    def has_approve_payout_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bounty.approve_payout")
+
+    def has_label_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("bounty.label_submission")
+
+    def has_change_permission(self, request: HttpRequest, obj: Submission | None = None) -> bool:
+        return self.has_label_permission(request)
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         return (
@@ -105,26 +127,30 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     def image(self, obj: Submission) -> str:
         return thumbnail(obj, 84)
 
+    @admin.display(description="what the network saw")
+    def large_image(self, obj: Submission) -> str:
+        return thumbnail(obj, 224)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Approve the held payout")
+    @admin.action(description="Approve the held payout", permissions=["approve_payout"])
     def approve_payout(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         approved = sum(pipeline.approve(s) for s in queryset.filter(state=Submission.State.HELD))
         self.message_user(request, f"Approved {approved} held payouts; they are being paid.")
 
-    @admin.action(description="Decline (do not pay)")
+    @admin.action(description="Decline (do not pay)", permissions=["approve_payout"])
     def decline(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         declined = sum(s.reject(Reason.REVIEWER) for s in queryset.filter(state=Submission.State.HELD))
         self.message_user(request, f"Declined {declined} held submissions.", messages.WARNING)
 
-    @admin.action(description="Label: the digit it was drawn as is right")
+    @admin.action(description="Label: the digit it was drawn as is right", permissions=["label"])
     def label_as_claimed(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         for submission in queryset:
             Submission.objects.filter(pk=submission.pk).update(true_digit=submission.claimed_digit)
         self.message_user(request, "Labelled.")
 
-    @admin.action(description="Label: the network's reading is right")
+    @admin.action(description="Label: the network's reading is right", permissions=["label"])
     def label_as_predicted(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         for submission in queryset.exclude(predicted_digit=None):
             Submission.objects.filter(pk=submission.pk).update(true_digit=submission.predicted_digit)

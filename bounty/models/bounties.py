@@ -24,6 +24,8 @@ class ModelVersion(models.Model):
 
     class Meta:
         ordering = ("-created",)
+        # The admin action that switches the model new bounties are priced and locked to (see bounty.admin).
+        permissions = (("activate_modelversion", "Can make a model version the active one"),)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.sha256[:12]})"
@@ -102,6 +104,15 @@ class Bounty(models.Model):
     class Meta:
         ordering = ("-created",)
         verbose_name_plural = "bounties"
+        # One per admin action and ops page that moves or reveals a bounty's money or images, so a
+        # staff user who may only look cannot act (bounty.admin, bounty.ops.views; groups in migration 0007).
+        permissions = (
+            ("fund_bounty", "Can fund and deploy a bounty"),
+            ("refund_bounty", "Can refund a bounty's unused slots"),
+            ("pause_bounty", "Can pause and resume a bounty"),
+            ("export_bounty", "Can export a bounty's collected images"),
+            ("sign_offline", "Can prepare and submit refunds and migrations signed offline"),
+        )
 
     def __str__(self) -> str:
         return f"#{self.pk} digit {self.digit}, {self.reward} sat x {self.slot_count}"

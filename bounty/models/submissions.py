@@ -93,6 +93,12 @@ class Submission(models.Model):
 
     class Meta:
         ordering = ("-received_at",)
+        # The review queue's and the submission admin's actions (bounty.admin.submissions).
+        permissions = (
+            ("approve_payout", "Can approve or decline a held payout"),
+            ("retry_payout", "Can retry a stalled payout"),
+            ("label_submission", "Can label the digit a submission really shows"),
+        )
 
     def __str__(self) -> str:
         return f"submission #{self.pk} ({self.state})"

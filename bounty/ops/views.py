@@ -1,4 +1,8 @@
-"""Health (`/healthz`: the process answers), readiness (`/readyz`: every probe passes), the signing pages."""
+"""Health (`/healthz`: the process answers), readiness (`/readyz`: every probe passes), the signing pages.
+
+The signing pages are for staff holding `bounty.sign_offline`: anyone else signed in gets 403, and someone
+not signed in the admin login.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
@@ -18,6 +23,7 @@ from bounty.retraining import redeploy
 from bounty.retraining.models import MigrationStep
 
 log = logging.getLogger(__name__)
+SIGN_OFFLINE = "bounty.sign_offline"
 CONFIRM_OTHER_ADDRESS = "confirm_other_address"
 
 
@@ -38,6 +44,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 @staff_member_required
+@permission_required(SIGN_OFFLINE, raise_exception=True)
 @never_cache
 def signing_index(request: HttpRequest) -> HttpResponse:
     """Migrations waiting for the admin's signatures, and bounties whose free slots an admin can refund."""
@@ -80,6 +87,7 @@ def refund_destination(request: HttpRequest, bounty: Bounty) -> tuple[str, str]:
 
 
 @staff_member_required
+@permission_required(SIGN_OFFLINE, raise_exception=True)
 @never_cache
 def signing_refund(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: the unsigned refund, what it pays to whom and one preimage per input; POST: the confirmation of
@@ -115,6 +123,7 @@ def signing_refund(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_member_required
+@permission_required(SIGN_OFFLINE, raise_exception=True)
 @never_cache
 def signing_refund_request(request: HttpRequest, pk: int) -> JsonResponse:
     """The refund's signing request as a file to carry to the offline machine; the same address rules."""
@@ -145,6 +154,7 @@ def migration_to_sign(
 
 
 @staff_member_required
+@permission_required(SIGN_OFFLINE, raise_exception=True)
 @never_cache
 def signing_migration(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: a redeployment's migration of one bounty, one preimage per old slot; POST: the signatures,
@@ -171,6 +181,7 @@ def signing_migration(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @staff_member_required
+@permission_required(SIGN_OFFLINE, raise_exception=True)
 @never_cache
 def signing_migration_request(request: HttpRequest, pk: int) -> JsonResponse:
     """The migration's signing request as a file; its outputs are fixed (new slots, the wallet's change)."""

@@ -1,13 +1,26 @@
 """Admin for the retraining loop: runs and their decisions, collected images and the review of flagged ones,
-redeployments with their per-bounty steps (a new redeployment to an older version is a rollback)."""
+redeployments with their per-bounty steps (a new redeployment to an older version is a rollback).
+
+The review actions on collected images change them, so they need the change permission; a rollback makes
+another version active, so adding a redeployment also needs bounty.activate_modelversion. A rollback is
+shown first (each bounty's free slots by outpoint and satoshis, the new slots and their model, the fee, the
+operator wallet's part and change) and starts only when that page is confirmed for what it showed."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
-from django.http import HttpRequest
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
+from bounty import chain
+from bounty.models import Bounty, ModelVersion, Slot
 from bounty.retraining import redeploy
 from bounty.retraining.models import CollectedImage, Lease, MigrationStep, Redeployment, RetrainingRun
+from contracts.errors import ChainError, ContractsError
+from contracts.fees import FeeRate
+from contracts.transactions import UnsignedMigration, prepare_migration
 
 
 @admin.register(RetrainingRun)
@@ -28,17 +41,74 @@ class CollectedImageAdmin(admin.ModelAdmin):
                        "first_run", "trained_in", "created")  # fmt: skip
     actions = ("train_on", "exclude_from_training")
 
-    @admin.action(description="Reviewed: train on the selected flagged images")
+    @admin.action(description="Reviewed: train on the selected flagged images", permissions=["change"])
     def train_on(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         changed = queryset.filter(role=CollectedImage.Role.FLAGGED).update(
             role=CollectedImage.Role.TRAIN, note="approved for training by a reviewer"
         )
         self.message_user(request, f"{changed} image(s) will be trained on.")
 
-    @admin.action(description="Never train on the selected images")
+    @admin.action(description="Never train on the selected images", permissions=["change"])
     def exclude_from_training(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         changed = queryset.update(role=CollectedImage.Role.EXCLUDED, note="excluded by a reviewer")
         self.message_user(request, f"{changed} image(s) excluded.")
+
+
+def migration_plan(target: ModelVersion) -> list[dict]:
+    """What moving every active bounty to `target` would spend and create now, bounty by bounty: built as
+    the redeployment builds it (`redeploy.contracts_for`, `slot_groups`, the operator wallet topping up),
+    unsigned, so nothing is signed or broadcast. Slots reserved by a claim in flight are not in it: the
+    redeployment waits for their claims."""
+    wallet = chain.operator_address()
+    funding = None
+    rows = []
+    bounties = Bounty.objects.filter(state=Bounty.State.ACTIVE).exclude(model_version=target)
+    for bounty in bounties.select_related("model_version").order_by("pk"):
+        free = Slot.objects.filter(bounty=bounty, state=Slot.State.FREE).order_by("pk")
+        row: dict = {
+            "bounty": bounty,
+            "slot_ids": list(free.values_list("pk", flat=True)),
+            "transactions": [],
+        }
+        row["reserved"] = Slot.objects.filter(bounty=bounty, state=Slot.State.RESERVED).count()
+        step = MigrationStep(bounty=bounty, from_version=bounty.model_version, slot_ids=row["slot_ids"])
+        try:
+            if funding is None:
+                funding = chain.backend().utxos(wallet)
+            old, new = redeploy.contracts_for(step, target)
+            for _, utxos in redeploy.slot_groups(step, old, new):
+                unsigned = prepare_migration(
+                    utxos, new, bounty.reward, wallet, fee_rate=FeeRate(bounty.fee_rate), funding=funding,
+                    network=settings.NETWORK,
+                )  # fmt: skip
+                used = {(u.txid, u.vout) for u in unsigned.spent}
+                funding = [coin for coin in funding if (coin.txid, coin.vout) not in used]
+                row["transactions"].append(migration_summary(unsigned, wallet))
+        except (ChainError, ContractsError, ValueError) as error:
+            row["problem"] = str(error)
+        rows.append(row)
+    return rows
+
+
+def migration_summary(unsigned: UnsignedMigration, wallet: str) -> dict:
+    slots = unsigned.spent[: unsigned.admin_inputs]
+    coins = unsigned.spent[unsigned.admin_inputs :]
+    change = sum(value for _, value in unsigned.outputs[unsigned.slots :])
+    outputs = sum(value for _, value in unsigned.outputs)
+    return {
+        "slots": [(f"{u.txid}:{u.vout}", u.satoshis) for u in slots],
+        "new_slots": unsigned.slots,
+        "slot_value": unsigned.outputs[0][1],
+        "from_wallet": sum(u.satoshis for u in coins) - change,
+        "change": change,
+        "change_address": wallet,
+        "fee": sum(u.satoshis for u in unsigned.spent) - outputs,
+    }
+
+
+def plan_key(rows: list[dict]) -> str:
+    """The slots a plan spends, as the confirmation page carries them back."""
+    return ";".join(f"{row['bounty'].pk}:{','.join(map(str, row['slot_ids']))}" for row in rows)
 
 
 class StepInline(admin.TabularInline):
@@ -55,6 +125,43 @@ class RedeploymentAdmin(admin.ModelAdmin):
     list_filter = ("kind", "state")
     inlines = (StepInline,)
     fields = ("target", "reason")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and request.user.has_perm("bounty.activate_modelversion")
+
+    def get_inlines(self, request: HttpRequest, obj: Redeployment | None) -> tuple:
+        # The steps are made by the redeployment itself: the add form (and its confirmation) has none.
+        return self.inlines if obj else ()
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        """A rollback is saved (and starts moving money) only from the confirmation page, and only while
+        what it would spend is still what that page showed."""
+        if request.method == "POST":
+            if not self.has_add_permission(request):
+                raise PermissionDenied
+            form = self.get_form(request)(request.POST)
+            if form.is_valid():
+                rows = migration_plan(form.cleaned_data["target"])
+                if request.POST.get("_confirmed") != plan_key(rows):
+                    return self.rollback_confirmation(request, form, rows)
+        return super().add_view(request, form_url, extra_context)
+
+    def rollback_confirmation(self, request: HttpRequest, form, rows: list[dict]) -> TemplateResponse:  # type: ignore[no-untyped-def]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Roll back to this model?",
+            "opts": self.model._meta,
+            "target": form.cleaned_data["target"],
+            "reason": form.cleaned_data.get("reason", ""),
+            "rows": rows,
+            "plan": plan_key(rows),
+            "changed": "_confirmed" in request.POST,
+            "active": ModelVersion.active(),
+            "network": settings.NETWORK,
+        }
+        return TemplateResponse(request, "admin/retraining/rollback_confirmation.html", context)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Redeployment | None = None) -> tuple[str, ...]:
         return ("target", "reason") if obj else ()

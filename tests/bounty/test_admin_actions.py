@@ -10,6 +10,7 @@ from django.conf import settings
 
 from bounty import chain, pipeline
 from bounty.models import Bounty, Slot, Submission
+from bounty.ops import signing
 
 
 class AdminActionsTestCase(ChainTestCase):
@@ -66,9 +67,53 @@ class AdminActionsTestCase(ChainTestCase):
         self.act("resume", self.live)
         self.assertTrue(Bounty.objects.get(pk=self.live.pk).is_open())
 
+    def confirm_refund(self, bounty: Bounty):  # type: ignore[no-untyped-def]
+        """Ask for the refund, then press "Yes" on the confirmation page with what it carries."""
+        shown = self.act("refund", bounty).context["rows"][0]["slot_ids"]
+        return self.client.post("/admin/bounty/bounty/", self.confirmation(bounty, shown), follow=True)
+
+    def confirmation(self, bounty: Bounty, slots: str) -> dict:
+        """The confirmation page's form: the action, the bounty, "yes" and the free slots it showed."""
+        form = {"action": "refund", "_selected_action": [bounty.pk], "post": "yes"}
+        return {**form, f"slots-{bounty.pk}": slots}
+
+    def test_it_shows_what_a_refund_spends_and_pays_before_anything_is_broadcast(self) -> None:
+        page = self.act("refund", self.live)
+        refund = signing.prepare_refund(self.live, chain.operator_address())
+        for slot in self.live.slots.all():
+            row = f"<tr><td><code>{slot.outpoint}</code></td><td>{slot.satoshis}</td></tr>"
+            self.assertContains(page, row)
+        self.assertContains(page, f'<code class="address">{chain.operator_address()}</code>')
+        self.assertContains(page, f'<strong class="total">{refund.total}</strong>')
+        self.assertContains(page, f'<strong class="amount">{refund.amount}</strong>')
+        self.assertContains(page, f'<strong class="fee">{refund.fee}</strong>')
+        self.assertEqual(self.live.slots.filter(state="free").count(), 3, "asking spends nothing")
+        self.assertFalse(self.live.transactions.filter(kind="refund").exists())
+        self.assertEqual(Bounty.objects.get(pk=self.live.pk).state, "active")
+
+    def test_it_ignores_a_refund_posted_without_the_confirmation(self) -> None:
+        slots = ",".join(str(pk) for pk in self.live.slots.order_by("pk").values_list("pk", flat=True))
+        self.act("refund", self.live)
+        forged = {"action": "refund", "_selected_action": [self.live.pk], f"slots-{self.live.pk}": slots}
+        self.client.post("/admin/bounty/bounty/", forged, follow=True)
+        no_slots = {"action": "refund", "_selected_action": [self.live.pk], "post": "yes"}
+        response = self.client.post("/admin/bounty/bounty/", no_slots, follow=True)
+        self.assertContains(response, "nothing was refunded")
+        self.assertEqual(self.live.slots.filter(state="free").count(), 3)
+        self.assertFalse(self.live.transactions.filter(kind="refund").exists())
+
+    def test_it_refunds_nothing_when_the_slots_changed_after_the_confirmation_page(self) -> None:
+        page = self.act("refund", self.live)
+        shown = page.context["rows"][0]["slot_ids"]
+        Slot.reserve(self.live, self.make_submission(mnist_pixels(7), bounty=self.live).pk)
+        response = self.client.post("/admin/bounty/bounty/", self.confirmation(self.live, shown), follow=True)
+        self.assertContains(response, "its free slots changed since the confirmation page")
+        self.assertEqual(self.live.slots.filter(state="free").count(), 2)
+        self.assertFalse(self.live.transactions.filter(kind="refund").exists())
+
     def test_refund_sweeps_unused_slots_back_to_the_wallet(self) -> None:
         before = chain.wallet_balance(chain.operator_address())
-        response = self.act("refund", self.live)
+        response = self.confirm_refund(self.live)
         self.assertContains(response, "refund transaction")
         self.assertEqual(self.live.slots.filter(state="refunded").count(), 3)
         self.assertEqual(Bounty.objects.get(pk=self.live.pk).state, "refunded")
@@ -77,7 +122,7 @@ class AdminActionsTestCase(ChainTestCase):
     def test_refund_leaves_a_reserved_slot_to_its_claim(self) -> None:
         submission = self.make_submission(mnist_pixels(7), bounty=self.live)
         Slot.reserve(self.live, submission.pk)
-        self.act("refund", self.live)
+        self.confirm_refund(self.live)
         self.assertEqual(self.live.slots.filter(state="refunded").count(), 2)
         self.assertEqual(self.live.slots.filter(state="reserved").count(), 1)
 

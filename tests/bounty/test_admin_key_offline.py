@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from bounty_testing import deployed_bounty, model_artifact
+from django.contrib.auth.models import User
 
 from bounty import chain, keys
 from bounty.checks import check_keys
@@ -64,3 +65,17 @@ def test_without_either_the_admin_key_is_a_configuration_error(admin_offline, se
     keys.reset_cache()
     [error] = check_keys()
     assert error.id == "bounty.E002"
+
+
+def test_it_sends_a_refund_to_the_signing_page_from_its_confirmation(admin_offline, client):  # type: ignore[no-untyped-def]
+    version = ModelVersion.register(model_artifact(), name="offline-admin", activate=True)
+    chain.faucet(chain.operator_address(), 1_000_000)
+    bounty = deployed_bounty(version, digit=7, slots=2)
+    alice = User.objects.create_superuser("alice", "alice@example.org", "password-of-alice")
+    client.force_login(alice)
+    page = client.post("/admin/bounty/bounty/", {"action": "refund", "_selected_action": [bounty.pk]})
+    assert f'href="/ops/sign/bounty/{bounty.pk}/refund/"' in page.content.decode()
+    assert "Yes, sign and broadcast" not in page.content.decode(), "nothing here can sign"
+    for slot in bounty.slots.all():
+        assert slot.outpoint in page.content.decode()
+    assert bounty.slots.filter(state="free").count() == 2
