@@ -68,6 +68,29 @@ def check_model_artifact(app_configs: object = None, **kwargs: object) -> list:
     return []
 
 
+@register("bounty")
+def check_second_opinion(app_configs: object = None, **kwargs: object) -> list:
+    """With SECOND_OPINION on, its model must load: otherwise every payout would be held (fail closed), and
+    it is better to refuse to start than to find out from a queue of held contributors."""
+    if not settings.SECOND_OPINION:
+        return []
+    from classifier.second_opinion import load_cached
+
+    try:
+        load_cached(str(settings.SECOND_OPINION_MODEL))
+    except Exception as error:
+        return [
+            Error(
+                f"SECOND_OPINION is on but its model {settings.SECOND_OPINION_MODEL} cannot be loaded: "
+                f"{error}",
+                hint="restore the file (python -m classifier.second_opinion train --out PATH), point "
+                "SECOND_OPINION_MODEL at it, or set SECOND_OPINION=0 (development only)",
+                id="bounty.E004",
+            )
+        ]
+    return []
+
+
 @register("bounty", "services")
 def check_chain_reachable(app_configs: object = None, **kwargs: object) -> list:
     from bounty import chain

@@ -31,6 +31,7 @@ from bounty.faults import FAULT_ENV, fault_point
 from bounty.funding import publish_deploys
 from bounty.models import Bounty, ModelVersion, Reason, Slot, Submission, Transaction
 from bounty.payouts import TryLater, give_up_broadcasting, send, send_many, settle_claim
+from classifier import second_opinion
 
 log = logging.getLogger(__name__)
 __all__ = ["FAULT_ENV", "TryLater", "fault_point", "send"]
@@ -95,26 +96,57 @@ def check(submission: Submission) -> None:
         reason, detail = Reason.WRONG_DIGIT, f"classified as {predicted}"
     else:
         reason, detail = screen(submission)
-    moved = submission.reject(reason, detail) if reason else submission.advance(Submission.State.CHECKED)
-    if not moved:
+    if reason:
+        submission.reject(reason, detail) or refresh(submission)
+        return
+    if settings.SECOND_OPINION:
+        # Asked and recorded before the state moves: a crash here leaves it "received", asked again.
+        ask_second_opinion(submission)
+    if not submission.advance(Submission.State.CHECKED):
         refresh(submission)  # another worker did this step
-    elif not reason and not second_opinion_agrees(submission):
-        detail = f"{SECOND_OPINION_HOLD}: the second model does not read a {submission.claimed_digit}"
-        submission.advance(Submission.State.HELD, reason_detail=detail) or refresh(submission)
+        return
+    hold = hold_reason(submission, submission.bounty)
+    if hold in SECOND_OPINION_HOLDS:
+        submission.advance(Submission.State.HELD, hold=hold) or refresh(submission)
 
 
-SECOND_OPINION_HOLD = "second opinion"
-
-
-def second_opinion_agrees(submission: Submission) -> bool:
-    """With SECOND_OPINION on, an unpublished model must also read the digit (an image optimised against
-    the public weights rarely fools it); a disagreement holds the payout for a reviewer."""
-    if not settings.SECOND_OPINION:
-        return True
-    from classifier.second_opinion import agrees
-
+def ask_second_opinion(submission: Submission) -> str:
+    """An unpublished model must also read the digit (an image optimised against the public weights
+    rarely fools it). Any error (a missing or corrupt model, memory) is recorded as FAILED, never as
+    agreement: the claim step holds the payout for a reviewer unless the answer is AGREES."""
     pixels = np.frombuffer(submission.pixel_bytes, dtype=np.uint8).reshape(28, 28)
-    return agrees(pixels, submission.claimed_digit, path=settings.SECOND_OPINION_MODEL)
+    try:
+        agreed = second_opinion.agrees(pixels, submission.claimed_digit, path=settings.SECOND_OPINION_MODEL)
+        verdict = Submission.SecondOpinion.AGREES if agreed else Submission.SecondOpinion.DISAGREES
+    except Exception:  # fail closed, whatever went wrong
+        log.exception("second opinion on submission %s failed; holding it for review", submission.pk)
+        verdict = Submission.SecondOpinion.FAILED
+    Submission.objects.filter(pk=submission.pk).update(second_opinion=verdict)
+    submission.second_opinion = verdict
+    return verdict
+
+
+SECOND_OPINION_HOLDS = (
+    Submission.Hold.SECOND_OPINION,
+    Submission.Hold.SECOND_OPINION_FAILED,
+    Submission.Hold.SECOND_OPINION_MISSING,
+)
+
+
+def hold_reason(submission: Submission, bounty: Bounty) -> str | None:
+    """Why the claim must wait for a reviewer, or None. Checked by the claim step itself, so a payout
+    that skipped the check (a crash, a requeue, a setting switched on later) is held, not paid."""
+    if submission.review_approved:
+        return None
+    if settings.SECOND_OPINION and submission.second_opinion != Submission.SecondOpinion.AGREES:
+        if submission.second_opinion == Submission.SecondOpinion.FAILED:
+            return Submission.Hold.SECOND_OPINION_FAILED
+        if submission.second_opinion == Submission.SecondOpinion.DISAGREES:
+            return Submission.Hold.SECOND_OPINION
+        return Submission.Hold.SECOND_OPINION_MISSING
+    if bounty.review_window is not None:
+        return Submission.Hold.REVIEW_WINDOW
+    return None
 
 
 def screen(submission: Submission) -> tuple[Reason | None, str]:
@@ -161,9 +193,9 @@ def near_duplicate(submission: Submission, earlier) -> int | None:  # type: igno
 def claim(submission: Submission) -> None:
     """checked -> verified: reserve a slot, build and verify the claim, store it (not yet broadcast)."""
     bounty = Bounty.objects.get(pk=submission.bounty_id)
-    needs_review = bounty.review_window is not None and not submission.review_approved
-    if needs_review:
-        if not submission.advance(Submission.State.HELD):
+    hold = hold_reason(submission, bounty)
+    if hold is not None:
+        if not submission.advance(Submission.State.HELD, hold=hold):
             refresh(submission)
         return
     has_slot = Slot.objects.filter(submission=submission).exists()
@@ -305,8 +337,8 @@ def sweep() -> dict[str, int]:
             enqueue(pk)
             counts["requeued"] += 1
     # Review windows release their holds; a second-opinion hold waits for a person.
-    holds = Submission.objects.filter(state=Submission.State.HELD).select_related("bounty")
-    for submission in holds.exclude(reason_detail__startswith=SECOND_OPINION_HOLD):
+    holds = Submission.objects.filter(state=Submission.State.HELD, hold=Submission.Hold.REVIEW_WINDOW)
+    for submission in holds.select_related("bounty"):
         window = submission.bounty.review_window
         if window is not None and submission.held_at and submission.held_at + window <= timezone.now():
             approve(submission)

@@ -156,12 +156,20 @@ MODEL_ARTIFACT = Path(envstr("MODEL_ARTIFACT", str(BASE_DIR / "classifier" / "mo
 RATE_LIMIT_PER_ADDRESS = envint("RATE_LIMIT_PER_ADDRESS", 20, minimum=0)
 RATE_LIMIT_PER_IP = envint("RATE_LIMIT_PER_IP", 60, minimum=0)
 RATE_LIMIT_WINDOW = envint("RATE_LIMIT_WINDOW", 3600, minimum=1)  # seconds
+# The web form's burst limit per IP (IPv6: per /64), checked before an upload is decoded or stored.
+BURST_LIMIT_PER_IP = envint("BURST_LIMIT_PER_IP", 10, minimum=0)
+BURST_WINDOW = envint("BURST_WINDOW", 60, minimum=1)  # seconds
+# Original uploads of rejected submissions are deleted after this many days (the 28x28 image stays), and
+# new uploads are refused while the originals kept take more than MAX_STORED_ORIGINALS_BYTES (0: no cap).
+ORIGINALS_RETENTION_DAYS = envint("ORIGINALS_RETENTION_DAYS", 7, minimum=1)
+MAX_STORED_ORIGINALS_BYTES = envint("MAX_STORED_ORIGINALS_BYTES", 20 * 1024**3, minimum=0)
 NEAR_DUPLICATE_BITS = envint("NEAR_DUPLICATE_BITS", 8, minimum=0)  # perceptual-hash candidates
 NEAR_DUPLICATE_GREY = float(envint("NEAR_DUPLICATE_GREY_X10", 15, minimum=0)) / 10  # mean |difference|
 TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
-# An optional second, unpublished model (classifier/second_opinion.py) that must agree before the operator
-# co-signs; a disagreement holds the payout for a reviewer. Off by default.
-SECOND_OPINION = envbool("SECOND_OPINION", False)
+# A second, unpublished model (classifier/second_opinion.py) that must agree before the operator co-signs;
+# a disagreement, or any error asking it, holds the payout for a reviewer. On by default (the published
+# weights are public, and crafted images fool them: docs/threats.md); SECOND_OPINION=0 for development only.
+SECOND_OPINION = envbool("SECOND_OPINION", True)
 SECOND_OPINION_MODEL = envstr(
     "SECOND_OPINION_MODEL", str(BASE_DIR / "classifier" / "models" / "second_opinion.npz")
 )

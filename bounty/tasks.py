@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from bounty import pipeline
+from bounty import limits, pipeline
 
 # The database went away mid-task (a restart, a failover, a dropped connection): the work is idempotent, so
 # try again soon; Celery's Django fixup opens a fresh connection for the next run.
@@ -28,3 +28,8 @@ def poll_confirmations() -> int:
 @shared_task
 def sweep() -> dict[str, int]:
     return pipeline.sweep()
+
+
+@shared_task
+def expire_originals() -> int:
+    return limits.expire_originals()

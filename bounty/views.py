@@ -12,8 +12,15 @@ from django.urls import Resolver404, resolve
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from bounty import images, pipeline
-from bounty.forms import SubmissionForm, address_problem, network_name, network_note, too_large_message
+from bounty import images, limits, pipeline
+from bounty.forms import (
+    SubmissionForm,
+    address_problem,
+    extract_address,
+    network_name,
+    network_note,
+    too_large_message,
+)
 from bounty.models import Bounty, Submission
 from bounty.presenters import status_payload
 
@@ -116,11 +123,29 @@ def bounty_page(request: HttpRequest, pk: int) -> HttpResponse:
         # One message on the page says why; the form keeps what was sent.
         kept = {name: request.POST.get(name, "") for name in ("payout_address", "drawing")}
         return render_bounty_page(request, bounty, SubmissionForm(initial=kept), refused=True, status=400)
+    ip = client_ip(request)
+    if request.method == "POST":
+        # Before the upload is decoded or stored: the limits cost a count on an index, the decode does not.
+        address = extract_address(request.POST.get("payout_address", ""))
+        size = sum(upload.size or 0 for upload in request.FILES.values())
+        refusal = limits.rate_refusal(limits.client_net(ip), address) or limits.storage_refusal(size)
+        if refusal is not None:
+            return refused_response(request, bounty, refusal)
     form = SubmissionForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        submission = create_submission(bounty, form.cleaned_data, client_ip(request))
+        submission = create_submission(bounty, form.cleaned_data, ip)
         return redirect("bounty-status", public_id=submission.public_id)
     return render_bounty_page(request, bounty, form, status=400 if form.errors else 200)
+
+
+def refused_response(request: HttpRequest, bounty: Bounty, refusal: limits.Refusal) -> HttpResponse:
+    """The bounty page again with the refusal on it (the drawing and address kept), and Retry-After."""
+    kept = {name: request.POST.get(name, "") for name in ("payout_address", "drawing")}
+    response = render_bounty_page(
+        request, bounty, SubmissionForm(initial=kept), refusal=refusal.message, status=refusal.status
+    )
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 def render_bounty_page(
@@ -164,9 +189,12 @@ def create_submission(bounty: Bounty, data: dict, ip: str | None) -> Submission:
             claimed_digit=bounty.digit,
             payout_address=data["payout_address"],
             contributor_ip=ip,
+            client_net=limits.client_net(ip),
+            original_bytes=len(data["original_bytes"]),
         )
         submission.original.save(data["original_name"], ContentFile(data["original_bytes"]), save=False)
         submission.save()
+        limits.note_stored(len(data["original_bytes"]))
         transaction.on_commit(lambda: pipeline.enqueue(submission.pk))
     return submission
 

@@ -34,6 +34,23 @@ class Submission(models.Model):
         # refused too often): an admin retries it; its slot was reconciled from the chain.
         STALLED = "stalled"
 
+    class SecondOpinion(models.TextChoices):
+        """What the unpublished second model said (bounty.pipeline.ask_second_opinion)."""
+
+        NOT_ASKED = "", "not asked"
+        AGREES = "agrees", "reads the claimed digit"
+        DISAGREES = "disagrees", "does not read the claimed digit"
+        FAILED = "failed", "could not be asked (an error): held, never taken as agreement"
+
+    class Hold(models.TextChoices):
+        """Why a held submission waits: a type, so no decision reads `reason_detail`."""
+
+        NONE = "", "-"
+        REVIEW_WINDOW = "review_window", "the bounty's review window (released when it ends)"
+        SECOND_OPINION = "second_opinion", "the second model does not read the digit (a reviewer decides)"
+        SECOND_OPINION_FAILED = "second_opinion_failed", "the second model could not be asked (a reviewer)"
+        SECOND_OPINION_MISSING = "second_opinion_missing", "the second model was never asked (a reviewer)"
+
     # Which state may follow which: every change goes through `advance`, a conditional update.
     TRANSITIONS: ClassVar[dict[str, tuple[str, ...]]] = {
         State.RECEIVED: (State.CHECKED, State.REJECTED),
@@ -71,6 +88,9 @@ class Submission(models.Model):
     )
     payout_address = models.CharField(max_length=64, db_index=True)
     contributor_ip = models.GenericIPAddressField(null=True, blank=True)
+    # What the web form's rate limit counts: the IPv4 address, or the IPv6 /64 (bounty.limits.client_net).
+    client_net = models.CharField(max_length=50, blank=True, default="")
+    original_bytes = models.PositiveIntegerField(default=0, help_text="size of the stored original upload")
     state = models.CharField(max_length=10, choices=State.choices, default=State.RECEIVED, db_index=True)
     reason = models.CharField(max_length=20, choices=Reason.choices, blank=True)
     reason_detail = models.CharField(max_length=300, blank=True)
@@ -78,6 +98,8 @@ class Submission(models.Model):
         "bounty.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="claimed"
     )
     review_approved = models.BooleanField(default=False)
+    second_opinion = models.CharField(max_length=12, choices=SecondOpinion.choices, blank=True, default="")
+    hold = models.CharField(max_length=24, choices=Hold.choices, blank=True, default="")
     received_at = models.DateTimeField(default=timezone.now, db_index=True)
     checked_at = models.DateTimeField(null=True, blank=True)
     held_at = models.DateTimeField(null=True, blank=True)
@@ -98,6 +120,11 @@ class Submission(models.Model):
             ("approve_payout", "Can approve or decline a held payout"),
             ("retry_payout", "Can retry a stalled payout"),
             ("label_submission", "Can label the digit a submission really shows"),
+        )
+        # The web form's rate limits count recent submissions per network and per payout address.
+        indexes = (
+            models.Index(fields=["client_net", "received_at"], name="submission_net_recent"),
+            models.Index(fields=["payout_address", "received_at"], name="submission_address_recent"),
         )
 
     def __str__(self) -> str:

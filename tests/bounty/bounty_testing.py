@@ -107,7 +107,10 @@ class BaseTestCase(TestCase):
             digit=7, reward=1000, slot_count=3, model_version=self.version, fee_rate=100, claim_fee=2000,
             state=Bounty.State.ACTIVE,
         )  # fmt: skip
-        self.deploy = Transaction.objects.create(txid="d" * 64, raw_hex="00", kind=Transaction.Kind.DEPLOY)
+        # The bounty is live: its deploy is on chain (a stored-only deploy would create no usable slots).
+        self.deploy = Transaction.objects.create(
+            txid="d" * 64, raw_hex="00", kind=Transaction.Kind.DEPLOY, status=Transaction.Status.BROADCAST
+        )
         for vout in range(3):
             Slot.objects.create(bounty=self.bounty, deploy_tx=self.deploy, vout=vout, satoshis=3000)
 

@@ -58,7 +58,7 @@ class AdversarialImageTestCase(BaseTestCase):
         with self.settings(SECOND_OPINION=True):
             submission = self.submit(crafted_seven())
             self.assertEqual((submission.predicted_digit, submission.state), (7, "held"))
-            self.assertIn("second opinion", submission.reason_detail)
+            self.assertEqual((submission.hold, submission.second_opinion), ("second_opinion", "disagrees"))
             self.assertEqual(self.bounty.slots.filter(state="free").count(), 3)
             self.assertEqual(pipeline.sweep()["held_released"], 0)  # waits for a person, not a window
         self.assertEqual(Submission.objects.get(pk=submission.pk).state, "held")
