@@ -19,7 +19,6 @@ and several processes (the HTTP server, the CLI, workers, tests) can share one d
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
@@ -34,7 +33,7 @@ from bsv import Transaction, TransactionInput
 from bsv.merkle_path import MerklePath
 from bsv.script.script import Script
 
-from contracts.address import hash160_of_p2pkh_script, parse_address
+from contracts.address import hash160_of_p2pkh_script, parse_address, sha256d
 from contracts.chain import TxState, TxStatus, Utxo
 from contracts.errors import (
     ChainError,
@@ -126,10 +125,6 @@ CONFLICT_STATES = {
     "REJECTED": TxState.REJECTED,
     "SEEN_ON_NETWORK": TxState.MEMPOOL,  # chaos: reported as seen, to be rejected at the next block
 }
-
-
-def sha256d(data: bytes) -> bytes:
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
 def merkle_levels(txids: Sequence[str]) -> list[list[bytes]]:

@@ -44,11 +44,5 @@ class Policy:
                 f"over the policy limit of {self.max_stack_memory_bytes:,}"
             )
 
-    def check_transaction(self, size: int) -> None:
-        if size > self.max_transaction_bytes:
-            raise PolicyError(
-                f"transaction is {size:,} bytes, over the policy limit of {self.max_transaction_bytes:,}"
-            )
-
 
 DEFAULT_POLICY = Policy()
