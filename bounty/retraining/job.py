@@ -2,7 +2,8 @@
 
 `retrain()` records a RetrainingRun whatever happens (skipped, refused, promoted or failed, each with its
 reason); the Celery task and `manage.py retrain` only call it. Promotion activates the candidate and opens a
-Redeployment; moving the bounties' slots is `bounty.retraining.redeploy`.
+Redeployment; moving the bounties' slots is `bounty.retraining.redeploy`. The model page's plots are drawn
+here (`plots`): the candidate's own when it is registered, the shared ones when the run ends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from bounty.models import ModelVersion
-from bounty.retraining import conf, dataset, gate, lease
+from bounty.retraining import conf, dataset, gate, lease, plots
 from bounty.retraining.models import CollectedImage, Redeployment, RetrainingRun
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,16 @@ def retrain(
         lease.release(LOCK, token)
         RetrainingRun.objects.filter(pk=run.pk).update(seconds=round(time.monotonic() - started, 2))
         run.refresh_from_db()
+    draw_plots("the shared plots", plots.render_shared)
     return run
+
+
+def draw_plots(what: str, render: Callable[[], object]) -> None:
+    """Draw plots for the model page, which only serves stored files; a failure is logged, never the run's."""
+    try:
+        render()
+    except Exception:
+        log.exception("retrain: could not draw %s", what)
 
 
 def _run(run: RetrainingRun, token: str, seconds: int, force: bool, say: Callable[[str], None]) -> None:
@@ -92,6 +102,8 @@ def _run(run: RetrainingRun, token: str, seconds: int, force: bool, say: Callabl
     candidate = ModelVersion.register(
         artifact, name=f"retrained-{run.pk}-{result.model.weights_sha256()[:8]}"
     )
+    beat("drawing the candidate's plots")
+    draw_plots(f"the plots of {candidate.name}", lambda: plots.render_version(candidate))
     beat("evaluating the candidate")
     old = IntegerModel.load(base.artifact) if base is not None else None
     passed, criteria, reason = gate.evaluate(
