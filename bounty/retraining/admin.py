@@ -18,9 +18,10 @@ from bounty import chain
 from bounty.models import Bounty, ModelVersion, Slot
 from bounty.retraining import redeploy
 from bounty.retraining.models import CollectedImage, Lease, MigrationStep, Redeployment, RetrainingRun
+from contracts.chain import Utxo
 from contracts.errors import ChainError, ContractsError
 from contracts.fees import FeeRate
-from contracts.transactions import UnsignedMigration, prepare_migration
+from contracts.transactions import UnsignedMigration, migration_slots_per_transaction, prepare_migration
 
 
 @admin.register(RetrainingRun)
@@ -55,28 +56,29 @@ class CollectedImageAdmin(admin.ModelAdmin):
 
 
 def migration_plan(target: ModelVersion) -> list[dict]:
-    """What moving every active bounty to `target` would spend and create now, bounty by bounty: built as
-    the redeployment builds it (`redeploy.contracts_for`, `slot_groups`, the operator wallet topping up),
-    unsigned, so nothing is signed or broadcast. Slots reserved by a claim in flight are not in it: the
-    redeployment waits for their claims."""
+    """What moving every active bounty to `target` would spend and create now, bounty by bounty: the
+    migrations a redeployment builds (each old slot becomes one new slot, as many per transaction as fit, the
+    operator wallet topping up), unsigned, so nothing is signed or broadcast. Slots reserved by a claim in
+    flight are not in it: the redeployment waits for their claims."""
     wallet = chain.operator_address()
     funding = None
     rows = []
     bounties = Bounty.objects.filter(state=Bounty.State.ACTIVE).exclude(model_version=target)
     for bounty in bounties.select_related("model_version").order_by("pk"):
-        free = Slot.objects.filter(bounty=bounty, state=Slot.State.FREE).order_by("pk")
-        row: dict = {
-            "bounty": bounty,
-            "slot_ids": list(free.values_list("pk", flat=True)),
-            "transactions": [],
-        }
+        free = list(Slot.objects.filter(bounty=bounty, state=Slot.State.FREE).select_related("deploy_tx"))
+        free.sort(key=lambda slot: slot.pk)
+        row: dict = {"bounty": bounty, "slot_ids": [slot.pk for slot in free], "transactions": []}
         row["reserved"] = Slot.objects.filter(bounty=bounty, state=Slot.State.RESERVED).count()
-        step = MigrationStep(bounty=bounty, from_version=bounty.model_version, slot_ids=row["slot_ids"])
+        locked_to = (bounty.digit, bounty.operator_pubkey, bounty.admin_pubkey)
         try:
             if funding is None:
                 funding = chain.backend().utxos(wallet)
-            old, new = redeploy.contracts_for(step, target)
-            for _, utxos in redeploy.slot_groups(step, old, new):
+            old = chain.slot_contract(bounty.model_version.artifact, *locked_to)
+            new = chain.slot_contract(target.artifact, *locked_to)
+            chunk = migration_slots_per_transaction(new)
+            for first in range(0, len(free), chunk):
+                group = free[first : first + chunk]
+                utxos = [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, old.locking_script) for s in group]
                 unsigned = prepare_migration(
                     utxos, new, bounty.reward, wallet, fee_rate=FeeRate(bounty.fee_rate), funding=funding,
                     network=settings.NETWORK,
