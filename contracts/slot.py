@@ -23,26 +23,15 @@ import numpy as np
 
 from contracts.errors import CompileError
 from contracts.fees import FeeRate
+from contracts.numbers import push_data
+from contracts.opcodes import Opcode
+from contracts.wire import MAX_SIGNATURE_PUSH, P2PKH_SCRIPT_BYTES, output_bytes, tx_bytes
 
 if TYPE_CHECKING:
     from contracts.model import IntegerModel
 
-OP_0, OP_1, OP_IF, OP_ELSE, OP_ENDIF, OP_CHECKSIG = 0x00, 0x51, 0x63, 0x67, 0x68, 0xAC
-MAX_SIGNATURE_PUSH = 1 + 73  # low-S DER <= 72 bytes + the sighash byte
-P2PKH_SCRIPT_BYTES = 25
 CLAIM_FEE_MARGIN = 0.05  # relative; covers a policy rounding difference or a slightly longer encoding
 CLAIM_FEE_MARGIN_MIN = 10  # satoshis
-
-
-def push(data: bytes) -> bytes:
-    """A minimal direct push for 1..75 bytes (public keys and signatures)."""
-    if not 0 < len(data) <= 75:
-        raise ValueError(f"a direct push holds 1 to 75 bytes, not {len(data)}")
-    return bytes([len(data)]) + data
-
-
-def varint_size(value: int) -> int:
-    return 1 if value < 0xFD else 3 if value <= 0xFFFF else 5 if value <= 0xFFFFFFFF else 9
 
 
 ImageEncoder = Callable[[np.ndarray], bytes]
@@ -89,28 +78,28 @@ class SlotContract:
     @cached_property
     def locking_script(self) -> bytes:
         return (
-            bytes([OP_IF])
+            bytes([Opcode.OP_IF])
             + self.predicate
-            + push(self.operator_pubkey)
-            + bytes([OP_CHECKSIG, OP_ELSE])
-            + push(self.admin_pubkey)
-            + bytes([OP_CHECKSIG, OP_ENDIF])
+            + push_data(self.operator_pubkey)
+            + bytes([Opcode.OP_CHECKSIG, Opcode.OP_ELSE])
+            + push_data(self.admin_pubkey)
+            + bytes([Opcode.OP_CHECKSIG, Opcode.OP_ENDIF])
         )
 
     def claim_unlocking(self, operator_signature: bytes, pixels: np.ndarray) -> bytes:
         """`<operator sig> <image> OP_1`. Raises ImageError for a wrong shape or pixels outside 0..255."""
-        return push(operator_signature) + self.encode_image(pixels) + bytes([OP_1])
+        return push_data(operator_signature) + self.encode_image(pixels) + bytes([Opcode.OP_1])
 
     @staticmethod
     def refund_unlocking(admin_signature: bytes) -> bytes:
-        return push(admin_signature) + bytes([OP_0])
+        return push_data(admin_signature) + bytes([Opcode.OP_0])
 
     # -- sizes and fees ------------------------------------------------------------------------------------
 
     @property
     def slot_output_bytes(self) -> int:
         """Bytes one slot adds to a deploy transaction (amount, script length, script)."""
-        return 8 + varint_size(len(self.locking_script)) + len(self.locking_script)
+        return output_bytes(len(self.locking_script))
 
     @property
     def max_claim_unlocking_bytes(self) -> int:
@@ -119,10 +108,7 @@ class SlotContract:
     @property
     def max_claim_tx_bytes(self) -> int:
         """The largest claim transaction: one slot input, one P2PKH output."""
-        unlocking = self.max_claim_unlocking_bytes
-        claim_input = 32 + 4 + varint_size(unlocking) + unlocking + 4
-        payout = 8 + 1 + P2PKH_SCRIPT_BYTES
-        return 4 + 1 + claim_input + 1 + payout + 4
+        return tx_bytes([self.max_claim_unlocking_bytes], [P2PKH_SCRIPT_BYTES])
 
     def claim_fee(self, fee_rate: FeeRate) -> int:
         """The fee a slot reserves for its claim: worst-case size at `fee_rate` plus the safety margin."""

@@ -21,6 +21,7 @@ from contracts.chain import Utxo
 from contracts.errors import InsufficientFundsError, PolicyError, TransactionTooLargeError
 from contracts.fees import FeeRate
 from contracts.keys import Key
+from contracts.numbers import push_data
 from contracts.policy import DEFAULT_POLICY, Policy
 from contracts.slot import SlotContract
 from contracts.txverify import (
@@ -30,44 +31,16 @@ from contracts.txverify import (
     parse_transaction,
     verify_transaction,
 )
+from contracts.wire import (
+    MAX_SIGNATURE_PUSH,
+    P2PKH_UNLOCKING_MAX,
+    input_bytes,
+    tx_bytes,
+)
 
 TX_VERSION = 1
 # Upper bounds used before signing: a low-S DER signature is at most 72 bytes (+1 sighash byte).
-MAX_SIGNATURE_PUSH = 1 + 73
-P2PKH_UNLOCKING_MAX = MAX_SIGNATURE_PUSH + 1 + 33
-P2PKH_OUTPUT_BYTES = 8 + 1 + 25
 DUST = 1  # BSV relays 1-sat outputs; a smaller change is left to the fee
-
-
-def push_data(data: bytes) -> bytes:
-    """A direct push (signatures and public keys are always 1..75 bytes)."""
-    if not 0 < len(data) <= 75:
-        raise ValueError(f"a direct push holds 1 to 75 bytes, not {len(data)}")
-    return bytes([len(data)]) + data
-
-
-def varint_size(value: int) -> int:
-    return 1 if value < 0xFD else 3 if value <= 0xFFFF else 5 if value <= 0xFFFFFFFF else 9
-
-
-def input_bytes(unlocking_size: int) -> int:
-    return 32 + 4 + varint_size(unlocking_size) + unlocking_size + 4
-
-
-def output_bytes(script_size: int) -> int:
-    return 8 + varint_size(script_size) + script_size
-
-
-def tx_bytes(input_sizes: Sequence[int], output_sizes: Sequence[int]) -> int:
-    """Serialized size of a transaction with unlocking scripts and locking scripts of these sizes."""
-    return (
-        4
-        + varint_size(len(input_sizes))
-        + sum(input_bytes(size) for size in input_sizes)
-        + varint_size(len(output_sizes))
-        + sum(output_bytes(size) for size in output_sizes)
-        + 4
-    )
 
 
 @dataclass(frozen=True)
