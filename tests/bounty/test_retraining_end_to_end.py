@@ -4,6 +4,7 @@ refused by the lock."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -20,8 +21,17 @@ from bounty.funding import fund_and_deploy
 from bounty.models import Bounty, ModelVersion, Slot, Submission, Transaction
 from bounty.retraining import job
 from bounty.retraining.models import Redeployment, RetrainingRun
-from bounty.retraining.test_support import SHORT_ENVIRONMENT
 from classifier.integer_model import IntegerModel
+
+# Settings that make a retraining run take seconds (a short training on a MNIST subset).
+SHORT_ENVIRONMENT = {
+    "RETRAIN_OPTIONS": json.dumps({"epochs": 2, "prune_steps": 1, "prune_epochs": 1, "quant_epochs": 1}),
+    "RETRAIN_MNIST_LIMIT": "6000",
+    "RETRAIN_MIN_NEW_IMAGES": "1",
+    "RETRAIN_HELDOUT_PERCENT": "0",
+    "RETRAIN_GATE_DIGITS": "7",
+    "RETRAIN_MAX_ACCURACY_DROP": "0.01",
+}
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 REDIS_URL = os.environ.get("RETRAINING_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
