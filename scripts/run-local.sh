@@ -70,6 +70,10 @@ wait_for "the ledger on port $LEDGER_PORT" "$PY" -c \
 "$PY" manage.py migrate --noinput -v 0
 "$PY" manage.py check --fail-level ERROR
 "$PY" manage.py bootstrap
+# /models/ serves plots drawn once, not on a request: queue the ones the active version lacks.
+"$PY" -c "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'bounty.settings'); django.setup(); \
+from bounty.retraining.tasks import render_plots; render_plots.delay()" \
+    || echo "plots not queued: run .venv/bin/python manage.py render_plots"
 
 start worker "$ROOT/.venv/bin/celery" -A bounty worker --loglevel INFO --concurrency 2 --hostname "local@%h"
 start beat "$ROOT/.venv/bin/celery" -A bounty beat --loglevel INFO \

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from bounty.retraining import conf, job, redeploy
+from bounty.models import ModelVersion
+from bounty.retraining import conf, job, plots, redeploy
 
 
 @shared_task(name="bounty.retraining.tasks.retrain")
@@ -19,3 +20,10 @@ def retrain(trigger: str = "schedule", force: bool = False) -> str:
 def resume_redeployments() -> int:
     """Run by beat: finishes migrations that waited for claims in flight, or were cut short by a crash."""
     return len(redeploy.resume())
+
+
+@shared_task(name="bounty.retraining.tasks.render_plots")
+def render_plots(version_id: int | None = None) -> int:
+    """Draw the /models/ plots a version does not have yet (queued when a version becomes active)."""
+    version = ModelVersion.objects.filter(pk=version_id).first() if version_id else None
+    return len(plots.render(version))
