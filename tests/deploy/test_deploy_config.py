@@ -5,10 +5,13 @@ from __future__ import annotations
 import configparser
 import re
 import shlex
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEPLOY = ROOT / "deploy"
@@ -168,3 +171,58 @@ def test_it_starts_the_smoke_test_with_the_units_commands() -> None:
         if name == "bounty-worker":
             args = args[: args.index("--hostname")]
         assert " ".join(args) in " ".join(smoke.replace("\\\n", " ").split())
+
+
+LOCKS = {"dev": ROOT / "requirements" / "dev.lock", "production": ROOT / "requirements" / "production.lock"}
+
+
+def locked(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
+    """name -> (version, sha256 hashes) of a lock from `make lock`: every line an exact pin with hashes."""
+    pins = {}
+    for entry in path.read_text().replace("\\\n", " ").splitlines():
+        entry = entry.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        pin = re.fullmatch(r"([A-Za-z0-9._-]+)==(\S+)((?:\s+--hash=sha256:[0-9a-f]{64})+)", entry)
+        assert pin is not None, f"{path.name}: not an exact pin with hashes: {entry[:80]}"
+        pins[canonicalize_name(pin[1])] = (pin[2], frozenset(re.findall(r"sha256:([0-9a-f]{64})", pin[3])))
+    return pins
+
+
+def declared(extra: str | None) -> list[Requirement]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    names = project["optional-dependencies"][extra] if extra else project["dependencies"]
+    return [Requirement(name) for name in names]
+
+
+@pytest.mark.parametrize(("lock", "extras"), [("dev", (None, "dev")), ("production", (None,))])
+def test_the_lock_pins_each_declared_dependency(lock: str, extras: tuple[str | None, ...]) -> None:
+    """A floor raised in pyproject.toml without `make lock` fails here, not in production."""
+    pins = locked(LOCKS[lock])
+    for extra in extras:
+        for requirement in declared(extra):
+            name = canonicalize_name(requirement.name)
+            assert name in pins, f"{requirement.name} is not in {lock}.lock: run make lock"
+            version = pins[name][0]
+            assert requirement.specifier.contains(version), f"{lock}.lock has {name} {version}: {requirement}"
+    assert "pip" in pins and "setuptools" in pins  # the installer and the build backend are hashed too
+
+
+def test_production_pins_the_same_files_as_dev_and_no_dev_tool() -> None:
+    dev, production = locked(LOCKS["dev"]), locked(LOCKS["production"])
+    assert {name: dev.get(name) for name in production} == production
+    assert not {canonicalize_name(r.name) for r in declared("dev")} & set(production)
+
+
+def test_every_install_goes_through_a_lock_with_hashes() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install --quiet --require-hashes -r $(LOCK)" in makefile
+    assert "pip install --quiet --no-deps --no-build-isolation -e ." in makefile
+    assert re.search(r"^\$\(STAMP\): pyproject\.toml \$\(LOCK\)$", makefile, flags=re.MULTILINE)
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "pip install --require-hashes -r requirements/production.lock" in dockerfile
+    assert "pip install --no-deps --no-build-isolation -e ." in dockerfile
+    for path in LOCKS.values():
+        text = path.read_text()
+        assert not re.search(r"^\s*(-e|-i|-f|--index-url|--extra-index-url|--find-links)\b", text, re.M)
+        assert "file:" not in text and "git+" not in text
