@@ -69,10 +69,6 @@ def mean_abs_difference(a: bytes, b: bytes) -> float:
     return float(np.abs(first - second).mean())
 
 
-def hamming(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
 def png_bytes(pixels: bytes | np.ndarray, scale: int = 1) -> bytes:
     array = np.frombuffer(bytes(pixels), dtype=np.uint8) if isinstance(pixels, bytes | memoryview) else pixels
     image = Image.fromarray(np.asarray(array, dtype=np.uint8).reshape(28, 28))

@@ -1,4 +1,4 @@
-"""A small script model: instructions, a builder, serialization, parsing and ASM.
+"""A small script model: instructions, serialization, parsing and ASM.
 
 An `Instruction` is either a plain opcode (including OP_0, OP_1NEGATE and OP_1..OP_16, which push
 small numbers) or a data push whose opcode is the minimal one for its data. Instructions carry an optional
@@ -10,7 +10,7 @@ Also re-exports the opcode enum and the number helpers so callers need one impor
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from contracts.errors import ScriptError
@@ -28,7 +28,6 @@ from contracts.opcodes import ASM_ALIASES, Opcode, small_int_opcode
 __all__ = [
     "Instruction",
     "Opcode",
-    "Script",
     "decode_number",
     "encode_number",
     "from_asm",
@@ -107,44 +106,6 @@ class Instruction:
             return Opcode(self.op).name
         except ValueError:
             return f"OP_UNKNOWN{self.op}"
-
-
-class Script:
-    """A mutable list of instructions with helpers that always emit the shortest form."""
-
-    def __init__(self, instructions: Iterable[Instruction] = ()) -> None:
-        self.instructions: list[Instruction] = list(instructions)
-
-    def op(self, opcode: int, comment: str = "") -> Script:
-        self.instructions.append(Instruction(int(opcode), None, comment))
-        return self
-
-    def number(self, value: int, comment: str = "") -> Script:
-        self.instructions.append(Instruction.number(value, comment))
-        return self
-
-    def data(self, data: bytes, comment: str = "") -> Script:
-        self.instructions.append(Instruction.push(data, comment))
-        return self
-
-    def extend(self, instructions: Iterable[Instruction]) -> Script:
-        self.instructions.extend(instructions)
-        return self
-
-    def __iter__(self) -> Iterator[Instruction]:
-        return iter(self.instructions)
-
-    def __len__(self) -> int:
-        return len(self.instructions)
-
-    def to_bytes(self) -> bytes:
-        return serialize(self.instructions)
-
-    def __bytes__(self) -> bytes:
-        return self.to_bytes()
-
-    def to_asm(self, *, comments: bool = False) -> str:
-        return to_asm(self.instructions, comments=comments)
 
 
 def serialize(instructions: Iterable[Instruction]) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from contracts.errors import ScriptError
-from contracts.script import Instruction, Opcode, Script, from_asm, parse, serialize, to_asm
+from contracts.script import Instruction, Opcode, from_asm, parse, serialize, to_asm
 
 
 def test_it_round_trips_bytes_through_instructions() -> None:
@@ -40,16 +40,20 @@ def test_it_refuses_truncated_pushes(script: str) -> None:
 
 
 def test_it_writes_comments_on_their_own_lines() -> None:
-    script = (
-        Script().number(3, "layer 1, hidden unit 0").op(Opcode.OP_PICK).number(7, "bias").op(Opcode.OP_ADD)
-    )
-    assert script.to_asm(comments=True) == "# layer 1, hidden unit 0\nOP_3 OP_PICK\n# bias\nOP_7 OP_ADD\n"
-    assert from_asm(script.to_asm(comments=True)) == script.instructions
+    instructions = [
+        Instruction.number(3, "layer 1, hidden unit 0"),
+        Instruction(Opcode.OP_PICK),
+        Instruction.number(7, "bias"),
+        Instruction(Opcode.OP_ADD),
+    ]
+    asm = to_asm(instructions, comments=True)
+    assert asm == "# layer 1, hidden unit 0\nOP_3 OP_PICK\n# bias\nOP_7 OP_ADD\n"
+    assert from_asm(asm) == instructions
 
 
 def test_it_builds_the_shortest_pushes() -> None:
-    script = Script().number(0).number(-1).number(16).number(17).number(128).data(b"\x05")
-    assert script.to_bytes().hex() == "004f6001110280005" + "5"
+    instructions = [Instruction.number(n) for n in (0, -1, 16, 17, 128)] + [Instruction.push(b"\x05")]
+    assert serialize(instructions).hex() == "004f6001110280005" + "5"
 
 
 @pytest.mark.parametrize(
