@@ -8,6 +8,12 @@ from pathlib import Path
 from django.db import models, transaction
 from django.utils import timezone
 
+from bounty.models.transactions import Transaction
+
+# A slot exists once the chain has the transaction that creates it (a deploy or a migration). A slot whose
+# transaction is stored but not yet accepted, or was refused, holds no money and is never offered.
+ON_CHAIN = (Transaction.Status.BROADCAST, Transaction.Status.CONFIRMED)
+
 
 class ModelVersion(models.Model):
     """One integer model artifact the service can compile into slot contracts."""
@@ -128,12 +134,23 @@ class Bounty(models.Model):
         return self.expires_at is None or self.expires_at > timezone.now()
 
     def slots_left(self) -> int:
-        return self.slots.filter(state=Slot.State.FREE).count()
+        """Free slots the chain has: a deploy still waiting for the chain, or refused, adds none."""
+        return self.slots.free().count()
 
     def mark_exhausted_if_spent(self) -> None:
-        busy = self.slots.filter(state__in=[Slot.State.FREE, Slot.State.RESERVED]).exists()
+        busy = self.slots.on_chain().filter(state__in=[Slot.State.FREE, Slot.State.RESERVED]).exists()
         if not busy:
             Bounty.objects.filter(pk=self.pk, state=Bounty.State.ACTIVE).update(state=Bounty.State.EXHAUSTED)
+
+
+class SlotQuerySet(models.QuerySet):
+    def on_chain(self) -> SlotQuerySet:
+        """Slots whose creating transaction the chain has accepted: the only ones that hold money."""
+        return self.filter(deploy_tx__status__in=ON_CHAIN)
+
+    def free(self) -> SlotQuerySet:
+        """Slots that may be reserved, refunded or migrated now."""
+        return self.on_chain().filter(state=Slot.State.FREE)
 
 
 class Slot(models.Model):
@@ -161,6 +178,8 @@ class Slot(models.Model):
     )
     updated = models.DateTimeField(default=timezone.now)
 
+    objects = SlotQuerySet.as_manager()
+
     class Meta:
         ordering = ("bounty", "id")
         constraints = (models.UniqueConstraint(fields=["deploy_tx", "vout"], name="unique_outpoint"),)
@@ -183,12 +202,12 @@ class Slot(models.Model):
         if mine is not None:
             return mine  # the task ran before: keep the slot it already holds
         for _ in range(20):
-            candidates = list(
-                cls.objects.filter(bounty=bounty, state=cls.State.FREE).values_list("pk", flat=True)[:8]
-            )
+            candidates = list(cls.objects.free().filter(bounty=bounty).values_list("pk", flat=True)[:8])
             if not candidates:
                 return None
             for pk in candidates:
+                # The condition stays on the slot's own row (no join, which Django would turn into a
+                # subquery read before the row lock), so exactly one worker wins it.
                 won = cls.objects.filter(pk=pk, state=cls.State.FREE, submission__isnull=True).update(
                     state=cls.State.RESERVED, submission_id=submission_id, updated=timezone.now()
                 )
