@@ -10,7 +10,6 @@ A refusal says in plain words when to come back; the view answers 429 with Retry
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import math
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,21 +30,6 @@ class Refusal:
     message: str
     retry_after: int  # seconds
     status: int = 429
-
-
-def client_net(ip: str | None) -> str:
-    """The unit a rate limit counts: the address for IPv4, its /64 for IPv6; '' when unknown."""
-    if not ip:
-        return ""
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
 
 
 def wait_words(seconds: int) -> str:

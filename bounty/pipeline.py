@@ -166,9 +166,9 @@ def screen(submission: Submission) -> tuple[Reason | None, str]:
     if limit and recent.filter(payout_address=submission.payout_address).count() >= limit:
         return Reason.RATE_LIMITED, f"more than {limit} submissions for this address"
     limit = settings.RATE_LIMIT_PER_IP
-    ip = submission.contributor_ip
-    if limit and ip and recent.filter(contributor_ip=ip).count() >= limit:
-        return Reason.RATE_LIMITED, f"more than {limit} submissions from this IP"
+    net = submission.client_net
+    if limit and net and recent.filter(client_net=net).count() >= limit:
+        return Reason.RATE_LIMITED, f"more than {limit} submissions from this network"
     return None, ""
 
 

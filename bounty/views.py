@@ -22,6 +22,7 @@ from bounty.forms import (
     too_large_message,
 )
 from bounty.models import Bounty, Submission
+from bounty.models.submissions import network_of
 from bounty.presenters import status_payload
 
 
@@ -128,7 +129,7 @@ def bounty_page(request: HttpRequest, pk: int) -> HttpResponse:
         # Before the upload is decoded or stored: the limits cost a count on an index, the decode does not.
         address = extract_address(request.POST.get("payout_address", ""))
         size = sum(upload.size or 0 for upload in request.FILES.values())
-        refusal = limits.rate_refusal(limits.client_net(ip), address) or limits.storage_refusal(size)
+        refusal = limits.rate_refusal(network_of(ip), address) or limits.storage_refusal(size)
         if refusal is not None:
             return refused_response(request, bounty, refusal)
     form = SubmissionForm(request.POST or None, request.FILES or None)
@@ -189,7 +190,6 @@ def create_submission(bounty: Bounty, data: dict, ip: str | None) -> Submission:
             claimed_digit=bounty.digit,
             payout_address=data["payout_address"],
             contributor_ip=ip,
-            client_net=limits.client_net(ip),
             original_bytes=len(data["original_bytes"]),
         )
         submission.original.save(data["original_name"], ContentFile(data["original_bytes"]), save=False)

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import ClassVar
 
 from django.db import models
 from django.utils import timezone
+
+
+def network_of(ip: str | None) -> str:
+    """What a rate limit counts: the address for IPv4, its /64 for IPv6 (one household, or one attacker,
+    usually holds a whole /64); '' when unknown."""
+    if not ip:
+        return ""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 class Reason(models.TextChoices):
@@ -129,6 +146,11 @@ class Submission(models.Model):
 
     def __str__(self) -> str:
         return f"submission #{self.pk} ({self.state})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.contributor_ip and not self.client_net:
+            self.client_net = network_of(self.contributor_ip)
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     def advance(self, to: str, **fields: object) -> bool:
         """Move to state `to` if the row is still in the state this object holds; False if it was not.

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from bounty import limits
 from bounty.models import Submission
+from bounty.models.submissions import network_of
 
 
 class UploadLimitsTestCase(BaseTestCase):
@@ -62,8 +63,8 @@ class UploadLimitsTestCase(BaseTestCase):
             )
             self.assertEqual(self.post(2, ip="2001:db8:1:2:1:2:3:4").status_code, 429)
             self.assertEqual(self.post(2, ip="2001:db8:1:3::a").status_code, 302)
-        self.assertEqual(limits.client_net("2001:db8:1:2:1:2:3:4"), "2001:db8:1:2::/64")
-        self.assertEqual(limits.client_net("::ffff:192.0.2.1"), "192.0.2.1")
+        self.assertEqual(network_of("2001:db8:1:2:1:2:3:4"), "2001:db8:1:2::/64")
+        self.assertEqual(network_of("::ffff:192.0.2.1"), "192.0.2.1")
 
     def test_the_hourly_limit_counts_past_the_burst_window(self) -> None:
         with override_settings(RATE_LIMIT_PER_IP=3, BURST_LIMIT_PER_IP=100):
