@@ -1,0 +1,53 @@
+"""Every lookup on the submission path is served by an index, on SQLite and (in the PostgreSQL re-run of the
+suite) on PostgreSQL: the rate limits, the exact-duplicate check, the status page, reserving a slot.
+
+PostgreSQL's planner prefers a sequential scan on a table this small, so sequential scans are switched off
+for the check: the question is whether an index can serve the query at all, which a million rows make matter.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bounty_testing import BaseTestCase
+from django.db import connection
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from bounty.models import Slot, Submission
+
+
+class QueryPlanTestCase(BaseTestCase):
+    def plan(self, queryset: QuerySet) -> str:  # type: ignore[type-arg]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET enable_seqscan = off")
+        return queryset.explain()
+
+    def assert_uses_index(self, queryset: QuerySet, index: str | None = None) -> None:  # type: ignore[type-arg]
+        plan = self.plan(queryset)
+        if connection.vendor == "postgresql":
+            self.assertRegex(plan, r"Index (Only )?Scan|Bitmap Index Scan", plan)
+        else:
+            self.assertIn("USING", plan, plan)
+            self.assertNotRegex(plan, r"\bSCAN (bounty_submission|bounty_slot)\b(?! USING)", plan)
+        if index is not None:
+            self.assertIn(index, plan, plan)
+
+    def test_the_rate_limits_count_through_their_indexes(self) -> None:
+        since = timezone.now() - timedelta(hours=1)
+        self.assert_uses_index(
+            Submission.objects.filter(client_net="192.0.2.10", received_at__gte=since),
+            "submission_net_recent",
+        )
+        self.assert_uses_index(
+            Submission.objects.filter(payout_address=self.bob_address, received_at__gte=since),
+            "submission_address_recent",
+        )
+
+    def test_the_duplicate_check_and_the_status_page_use_an_index(self) -> None:
+        self.assert_uses_index(Submission.objects.filter(pixel_sha256="ab" * 32))
+        self.assert_uses_index(Submission.objects.filter(public_id=Submission().public_id))
+
+    def test_reserving_a_slot_uses_an_index(self) -> None:
+        self.assert_uses_index(Slot.objects.filter(bounty=self.bounty, state=Slot.State.FREE))
