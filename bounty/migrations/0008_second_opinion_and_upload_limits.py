@@ -31,40 +31,60 @@ def measure_originals(apps, schema_editor):  # type: ignore[no-untyped-def]
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('bounty', '0007_roles'),
+        ("bounty", "0007_roles"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='submission',
-            name='client_net',
-            field=models.CharField(blank=True, default='', max_length=50),
+            model_name="submission",
+            name="client_net",
+            field=models.CharField(blank=True, default="", max_length=50),
         ),
         migrations.AddField(
-            model_name='submission',
-            name='hold',
-            field=models.CharField(blank=True, choices=[('', '-'), ('review_window', "the bounty's review window (released when it ends)"), ('second_opinion', 'the second model does not read the digit (a reviewer decides)'), ('second_opinion_failed', 'the second model could not be asked (a reviewer)'), ('second_opinion_missing', 'the second model was never asked (a reviewer)')], default='', max_length=24),
+            model_name="submission",
+            name="hold",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "-"),
+                    ("review_window", "the bounty's review window (released when it ends)"),
+                    ("second_opinion", "the second model does not read the digit (a reviewer decides)"),
+                    ("second_opinion_failed", "the second model could not be asked (a reviewer)"),
+                    ("second_opinion_missing", "the second model was never asked (a reviewer)"),
+                ],
+                default="",
+                max_length=24,
+            ),
         ),
         migrations.AddField(
-            model_name='submission',
-            name='original_bytes',
-            field=models.PositiveIntegerField(default=0, help_text='size of the stored original upload'),
+            model_name="submission",
+            name="original_bytes",
+            field=models.PositiveIntegerField(default=0, help_text="size of the stored original upload"),
         ),
         migrations.AddField(
-            model_name='submission',
-            name='second_opinion',
-            field=models.CharField(blank=True, choices=[('', 'not asked'), ('agrees', 'reads the claimed digit'), ('disagrees', 'does not read the claimed digit'), ('failed', 'could not be asked (an error): held, never taken as agreement')], default='', max_length=12),
+            model_name="submission",
+            name="second_opinion",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "not asked"),
+                    ("agrees", "reads the claimed digit"),
+                    ("disagrees", "does not read the claimed digit"),
+                    ("failed", "could not be asked (an error): held, never taken as agreement"),
+                ],
+                default="",
+                max_length=12,
+            ),
         ),
         migrations.AddIndex(
-            model_name='submission',
-            index=models.Index(fields=['client_net', 'received_at'], name='submission_net_recent'),
+            model_name="submission",
+            index=models.Index(fields=["client_net", "received_at"], name="submission_net_recent"),
         ),
         migrations.AddIndex(
-            model_name='submission',
-            index=models.Index(fields=['payout_address', 'received_at'], name='submission_address_recent'),
+            model_name="submission",
+            index=models.Index(fields=["payout_address", "received_at"], name="submission_address_recent"),
         ),
         migrations.RunPython(create_schedule, remove_schedule),
         migrations.RunPython(measure_originals, migrations.RunPython.noop),
