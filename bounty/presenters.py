@@ -25,6 +25,10 @@ HEADLINES = {
     Submission.State.BROADCAST: "Paid! The payment is on its way (waiting for a block).",
     Submission.State.CONFIRMED: "Paid and confirmed in a block.",
     Submission.State.REJECTED: "Not paid.",
+    Submission.State.STALLED: (
+        "Accepted by the model: the network has not taken your payment yet. We are on it and will send it "
+        "again; nothing is lost."
+    ),
 }
 EXPLORERS = {
     "mainnet": "https://whatsonchain.com/tx/",
@@ -127,5 +131,7 @@ def step_done(submission: Submission, state: str) -> bool:
         return state == Submission.State.RECEIVED or (
             state == Submission.State.CHECKED and submission.checked_at is not None
         )
-    current = Submission.State.CHECKED if submission.state == Submission.State.HELD else submission.state
+    # Held and stalled payouts wait after the check: the steps stop there.
+    waiting = (Submission.State.HELD, Submission.State.STALLED)
+    current = Submission.State.CHECKED if submission.state in waiting else submission.state
     return order.index(state) <= order.index(current)
