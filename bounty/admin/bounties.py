@@ -8,6 +8,12 @@ only when that page is confirmed, for exactly the slots it showed.
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
+from datetime import timedelta
+
+import numpy as np
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
@@ -54,7 +60,40 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self.message_user(request, "Activated.")
 
 
+SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+UNIT = r"(\d+)\s*(weeks?|w|days?|d|hours?|hrs?|h|minutes?|mins?|m|seconds?|secs?|s)"
+IN_WORDS = re.compile(rf"{UNIT}(?:\s*(?:,|and)?\s*{UNIT})*")
+
+
+def duration_in_words(text: str) -> timedelta | None:
+    """ "1 hour", "30 minutes", "2 days", "1h 30m": what people type where Django wants "01:00:00"."""
+    text = text.strip().lower()
+    if not IN_WORDS.fullmatch(text):
+        return None
+    parts = re.findall(UNIT, text)
+    return timedelta(seconds=sum(int(amount) * SECONDS[unit[0]] for amount, unit in parts))
+
+
+class ReviewWindowField(forms.DurationField):
+    default_error_messages = {  # noqa: RUF012  (Django's own pattern: merged with the parents' messages)
+        "invalid": "Enter a duration as HH:MM:SS (01:00:00 is one hour), a number of seconds, or in words: "
+        '"1 hour", "30 minutes", "2 days".',
+    }
+
+    def to_python(self, value: object) -> timedelta | None:
+        if isinstance(value, str) and (words := duration_in_words(value)) is not None:
+            return words
+        return super().to_python(value)
+
+
 class BountyForm(forms.ModelForm):
+    review_window = ReviewWindowField(
+        required=False,
+        help_text="Hold each payout this long for review before paying it (empty: pay at once). HH:MM:SS, "
+        'or a number of seconds, or words; e.g. 01:00:00, 3600 or "1 hour" for one hour, "30 minutes", '
+        '"2 days".',
+    )
+
     class Meta:
         model = Bounty
         fields = ("digit", "reward", "slot_count", "model_version", "review_window", "expires_at")
@@ -105,6 +144,44 @@ def cost_table() -> str:
     )
 
 
+def bounties_in_words(n: int) -> str:
+    return f"{n} bounty" if n == 1 else f"{n} bounties"
+
+
+def export_name(bounties: list[Bounty]) -> str:
+    """bounty-3-images, or bounties-3-5-8-images when several are exported together."""
+    if len(bounties) == 1:
+        return f"bounty-{bounties[0].pk}-images"
+    return f"bounties-{'-'.join(str(bounty.pk) for bounty in bounties)}-images"
+
+
+def merged_zip(bounties: list[Bounty]) -> bytes:
+    """One archive for several bounties: each one's export (PNGs and manifests) in a folder of its own."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as merged:
+        for bounty in bounties:
+            with zipfile.ZipFile(io.BytesIO(exports.export_zip(bounty))) as one:
+                for name in one.namelist():
+                    merged.writestr(f"bounty-{bounty.pk}/{name}", one.read(name))
+    return buffer.getvalue()
+
+
+def merged_npz(bounties: list[Bounty]) -> bytes:
+    """One training file for several bounties: their arrays one after the other, and `bounty` per image."""
+    parts = [np.load(io.BytesIO(exports.export_npz(bounty))) for bounty in bounties]
+    arrays = {
+        name: np.concatenate([part[name] for part in parts]) for name in ("images", "labels", "submission")
+    }
+    which = [
+        np.full(len(part["labels"]), bounty.pk, dtype=np.int64)
+        for bounty, part in zip(bounties, parts, strict=True)
+    ]
+    arrays["bounty"] = np.concatenate(which)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 def free_slot_ids(bounty: Bounty) -> str:
     """The bounty's free slots as the confirmation page carries them: what a refund would spend now."""
     return ",".join(str(slot.pk) for slot in signing.free_slots(bounty))
@@ -120,6 +197,10 @@ def refund_plan(bounty: Bounty, to_address: str) -> dict:
         except signing.SigningError as error:
             row["problem"] = str(error)
     return row
+
+
+TERMS = ["digit", "reward", "slot_count", "model_version"]
+EDITABLE = [*TERMS, "review_window", "expires_at"]
 
 
 @admin.register(Bounty)
@@ -142,29 +223,34 @@ class BountyAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Bounty | None = None) -> list[str]:
         if obj is None:
             return ["costs"]
-        fixed = ["digit", "reward", "slot_count", "model_version"] if obj.state != Bounty.State.DRAFT else []
+        # The terms are in the slots' scripts and amounts once deployed: shown, no longer editable.
+        fixed = TERMS if obj.state != Bounty.State.DRAFT else []
         return [
             *fixed,
             "claim_fee",
             "fee_rate",
-            "state",
-            "paused",
             "deploy_txids",
+            "state",
+            "left",
+            "paused",
+            "second_opinion",
             "operator_pubkey",
             "admin_pubkey",
         ]
 
-    def get_fields(self, request: HttpRequest, obj: Bounty | None = None) -> list[str]:
-        editable = ["digit", "reward", "slot_count", "model_version", "review_window", "expires_at"]
-        return [*editable, *self.get_readonly_fields(request, obj)]
+    def get_fieldsets(self, request: HttpRequest, obj: Bounty | None = None) -> list:
+        if obj is None:
+            return [(None, {"fields": [*EDITABLE, "costs"]})]
+        return [
+            (None, {"fields": EDITABLE}),
+            ("Costs", {"fields": ["claim_fee", "fee_rate", "deploy_txids"]}),
+            ("State", {"fields": ["state", "left", "paused", "second_opinion"]}),
+            ("Keys the slots are locked to", {"fields": ["operator_pubkey", "admin_pubkey"]}),
+        ]
 
     @admin.display(description="costs")
     def costs(self, obj: Bounty | None = None) -> str:
         return cost_table()
-
-    @admin.display(description="slots left")
-    def left(self, obj: Bounty) -> int:
-        return obj.slots_left()
 
     @admin.display(description="deploy and migration transactions")
     def deploy_txids(self, obj: Bounty) -> str:
@@ -173,6 +259,16 @@ class BountyAdmin(admin.ModelAdmin):
             format_html_join("", '<div><a href="../../../transaction/{}/change/">{}</a> ({})</div>', txs)
             or "not deployed"
         )
+
+    @admin.display(description="second opinion")
+    def second_opinion(self, obj: Bounty) -> str:
+        if settings.SECOND_OPINION:
+            return "Payouts also need the second model's agreement (on)."
+        return "Off: only the published model decides."
+
+    @admin.display(description="slots left")
+    def left(self, obj: Bounty) -> int | str:
+        return "not deployed" if obj.state == Bounty.State.DRAFT else obj.slots_left()
 
     def save_model(self, request: HttpRequest, obj: Bounty, form: BountyForm, change: bool) -> None:
         if obj.state == Bounty.State.DRAFT:
@@ -208,11 +304,11 @@ class BountyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause the selected bounties", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-        self.message_user(request, f"Paused {queryset.update(paused=True)} bounties.")
+        self.message_user(request, f"Paused {bounties_in_words(queryset.update(paused=True))}.")
 
     @admin.action(description="Resume the selected bounties", permissions=["pause"])
     def resume(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-        self.message_user(request, f"Resumed {queryset.update(paused=False)} bounties.")
+        self.message_user(request, f"Resumed {bounties_in_words(queryset.update(paused=False))}.")
 
     @admin.action(description="Refund the unused slots of the selected bounties", permissions=["refund"])
     def refund(self, request: HttpRequest, queryset) -> TemplateResponse | None:  # type: ignore[no-untyped-def]
@@ -254,14 +350,16 @@ class BountyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export collected images (zip of PNG + manifest)", permissions=["export"])
     def export_zip(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
-        bounty = queryset.first()
-        response = HttpResponse(exports.export_zip(bounty), content_type="application/zip")
-        response["Content-Disposition"] = f'attachment; filename="bounty-{bounty.pk}-images.zip"'
+        bounties = list(queryset.order_by("pk"))
+        content = exports.export_zip(bounties[0]) if len(bounties) == 1 else merged_zip(bounties)
+        response = HttpResponse(content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{export_name(bounties)}.zip"'
         return response
 
     @admin.action(description="Export collected images (npz for training)", permissions=["export"])
     def export_npz(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
-        bounty = queryset.first()
-        response = HttpResponse(exports.export_npz(bounty), content_type="application/octet-stream")
-        response["Content-Disposition"] = f'attachment; filename="bounty-{bounty.pk}-images.npz"'
+        bounties = list(queryset.order_by("pk"))
+        content = exports.export_npz(bounties[0]) if len(bounties) == 1 else merged_npz(bounties)
+        response = HttpResponse(content, content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="{export_name(bounties)}.npz"'
         return response
