@@ -7,6 +7,12 @@ known"), and new slots are recorded with get-or-create on their outpoint. Slots 
 are left alone: the bounty is paused for new claims and the step waits until those claims finish. With the
 admin key off the server (ADMIN_PUBKEY, no ADMIN_KEY) a step waits for an admin's signatures instead of
 signing: its migrations are prepared unsigned and shown at /ops/sign/, like refunds.
+
+A bounty with many slots moves in several transactions. The new slots of each are recorded as soon as the
+chain has it. When a later one is refused after earlier ones were accepted, the accepted ones stand and the
+old slots the chain still holds are moved by new transactions built from the operator wallet's current coins
+(or signed again by the admin), so a bounty never stays on two models and no satoshi is left unrecorded; a
+step that cannot build them yet (no wallet coins, too many refusals) waits, paused, and is resumed later.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from bounty import chain, keys
 from bounty.models import Bounty, ModelVersion, Slot, Transaction
+from bounty.models.bounties import ON_CHAIN
 from bounty.ops import signing
 from bounty.payouts import TryLater, send
 from bounty.retraining.models import MigrationStep, Redeployment, RetrainingRun
@@ -41,6 +49,10 @@ log = logging.getLogger(__name__)
 Step = MigrationStep.State
 FINAL = (Step.DONE, Step.FAILED)
 T = TypeVar("T")
+# Migrations of one redeployment the chain may refuse before the step stops building more and waits for an
+# admin: a refusal that repeats (a fee policy the bounty's rate no longer meets) would otherwise store a new
+# transaction at every resume.
+MAX_REFUSALS = 3
 
 
 def start(target: ModelVersion, kind: str, reason: str, run: RetrainingRun | None = None) -> Redeployment:
@@ -76,7 +88,8 @@ def process(redeployment: Redeployment) -> bool:
         if superseded and step.state in (Step.PENDING, Step.DRAINING):
             abandon(step, "superseded: another version became active before this bounty moved")
             continue
-        if superseded and step.state == Step.SIGNING:
+        if superseded and step.state == Step.SIGNING and not step.txids:
+            # (with some of its migrations accepted it finishes instead: its bounty is partly moved already)
             give_back(step, Step.SIGNING, "superseded: another version became active before it was signed")
             continue
         try:
@@ -124,9 +137,7 @@ def take(step: MigrationStep) -> None:
             )
             return
         ids = list(
-            Slot.objects.filter(bounty_id=step.bounty_id, state=Slot.State.FREE)
-            .order_by("pk")
-            .values_list("pk", flat=True)
+            Slot.objects.free().filter(bounty_id=step.bounty_id).order_by("pk").values_list("pk", flat=True)
         )
         taken = Slot.objects.filter(pk__in=ids, state=Slot.State.FREE).update(
             state=Slot.State.REFUNDED, updated=timezone.now()
@@ -145,11 +156,14 @@ def contracts_for(step: MigrationStep, target: ModelVersion) -> tuple[SlotContra
     return old, new
 
 
+def taken_slots(step: MigrationStep) -> list[Slot]:
+    return list(Slot.objects.filter(pk__in=step.slot_ids).select_related("deploy_tx").order_by("pk"))
+
+
 def slot_groups(
-    step: MigrationStep, old: SlotContract, new: SlotContract
+    slots: list[Slot], old: SlotContract, new: SlotContract
 ) -> list[tuple[list[Slot], list[Utxo]]]:
-    """The step's slots in groups that fit one migration transaction each, with the outputs they are."""
-    slots = list(Slot.objects.filter(pk__in=step.slot_ids).select_related("deploy_tx").order_by("pk"))
+    """`slots` in groups that fit one migration transaction each, with the outputs they are."""
     chunk = migration_slots_per_transaction(new)
     groups = []
     for start_at in range(0, len(slots), chunk):
@@ -160,16 +174,22 @@ def slot_groups(
     return groups
 
 
-def building(step: MigrationStep, build: Callable[[], T]) -> T | None:
-    """Run `build`; a transient chain error is retried later, any other failure gives the slots back."""
+def building(step: MigrationStep, build: Callable[[], T], give_up: bool = True) -> T | None:
+    """Run `build`; a transient chain error is retried later, any other failure gives the slots back (or,
+    with `give_up` False, leaves the step waiting with the reason)."""
     try:
         return build()
     except ChainError as error:
         if not error.permanent:
             raise TryLater(str(error)) from error
-        give_back(step, step.state, f"could not build the migration: {error}")
+        problem: Exception = error
     except (ContractsError, ValueError) as error:
-        give_back(step, step.state, f"could not build the migration: {error}")
+        problem = error
+    detail = f"could not build the migration: {problem}"
+    if give_up:
+        give_back(step, step.state, detail)
+    else:
+        MigrationStep.objects.filter(pk=step.pk).update(detail=detail[:2000])
     return None
 
 
@@ -180,8 +200,17 @@ def store(step: MigrationStep, target: ModelVersion) -> None:
         step.advance(Step.TAKEN, Step.BROADCAST) or step.refresh_from_db()
         return
     if not keys.admin_key_on_server():
-        prepare_for_signing(step, target)
+        prepare_for_signing(step, target, taken_slots(step), Step.TAKEN)
         return
+    built = building(step, migrations_of(step, target, taken_slots(step)))
+    if built is not None:
+        record(step, Step.TAKEN, built)
+
+
+def migrations_of(
+    step: MigrationStep, target: ModelVersion, slots: list[Slot]
+) -> Callable[[], list[tuple[BuiltTransaction, list[Slot]]]]:
+    """How to build, sign and verify the migrations of `slots`, funded by the operator wallet's coins now."""
     bounty = step.bounty
     old, new = contracts_for(step, target)
     operator, admin = keys.operator_key(), keys.admin_key()
@@ -190,7 +219,7 @@ def store(step: MigrationStep, target: ModelVersion) -> None:
     def build() -> list[tuple[BuiltTransaction, list[Slot]]]:
         built = []
         funding = chain.backend().utxos(operator.address)
-        for group, utxos in slot_groups(step, old, new):
+        for group, utxos in slot_groups(slots, old, new):
             # A slot holds reward + claim fee; writing a new slot's script costs more than that in fee, so
             # the operator wallet tops each migration up and every free slot becomes exactly one new slot.
             tx = build_migration(
@@ -205,23 +234,29 @@ def store(step: MigrationStep, target: ModelVersion) -> None:
                 funding.append(outputs[len(group)])  # the change, spendable unconfirmed by the next one
         return built
 
-    built = building(step, build)
-    if built is not None:
-        record(step, Step.TAKEN, built)
+    return build
 
 
 def record(step: MigrationStep, frm: str, built: list[tuple[BuiltTransaction, list[Slot]]]) -> bool:
-    """Store the verified migrations and mark the old slots spent by them, as one change; False if another
-    process moved the step first."""
+    """Store the verified migrations after those of the step the chain has already accepted, and mark the
+    old slots spent by them, as one change; False if another process moved the step first."""
+    accepted = totals(accepted_migrations(step))
+    fields = {
+        "txids": accepted["txids"] + [tx.txid for tx, _ in built],
+        "new_slots": accepted["new_slots"] + sum(len(tx.slots) for tx, _ in built),
+        "fee": accepted["fee"] + sum(tx.fee for tx, _ in built),
+        "bytes": accepted["bytes"] + sum(tx.size for tx, _ in built),
+    }
     with transaction.atomic():
-        moved = step.advance(
-            frm, Step.STORED, txids=[tx.txid for tx, _ in built], unsigned=[], detail="",
-            new_slots=sum(len(tx.slots) for tx, _ in built), fee=sum(tx.fee for tx, _ in built),
-            bytes=sum(tx.size for tx, _ in built),
-        )  # fmt: skip
+        # A step already stored (some of its migrations accepted) may be rebuilt by one process only: the
+        # update also requires the version of the step this process read.
+        rows = MigrationStep.objects.filter(pk=step.pk, state=frm)
+        if frm == Step.STORED:
+            rows = rows.filter(updated=step.updated)
+        moved = rows.update(state=Step.STORED, unsigned=[], detail="", updated=timezone.now(), **fields) == 1
+        step.refresh_from_db()
         if not moved:
             transaction.set_rollback(True)
-            step.refresh_from_db()
             return False
         for tx, group in built:
             row = Transaction.objects.create(
@@ -234,10 +269,11 @@ def record(step: MigrationStep, frm: str, built: list[tuple[BuiltTransaction, li
 # -- the admin key off the server: migrations wait for an admin's signatures at /ops/sign/ -----------------
 
 
-def prepare_for_signing(step: MigrationStep, target: ModelVersion) -> None:
-    """Prepare the unsigned migrations (funding coins chosen now) and keep them on the step until an admin
-    signs them. Unsigned, a migration has no txid yet, so a second one cannot spend the first one's change:
-    each takes other coins of the operator wallet."""
+def prepare_for_signing(step: MigrationStep, target: ModelVersion, slots: list[Slot], frm: str) -> None:
+    """Prepare the unsigned migrations of `slots` (funding coins chosen now) and keep them on the step until
+    an admin signs them. Unsigned, a migration has no txid yet, so a second one cannot spend the first one's
+    change: each takes other coins of the operator wallet. From `stored` (a later migration was refused),
+    the step keeps the accepted ones and waits when nothing can be prepared yet."""
     bounty = step.bounty
     old, new = contracts_for(step, target)
     operator = keys.operator_key()
@@ -246,7 +282,7 @@ def prepare_for_signing(step: MigrationStep, target: ModelVersion) -> None:
     def prepare() -> list[dict[str, Any]]:
         prepared = []
         funding = chain.backend().utxos(operator.address)
-        for group, utxos in slot_groups(step, old, new):
+        for group, utxos in slot_groups(slots, old, new):
             unsigned = prepare_migration(
                 utxos, new, bounty.reward, operator.address, fee_rate=rate, funding=funding,
                 network=settings.NETWORK,
@@ -265,10 +301,10 @@ def prepare_for_signing(step: MigrationStep, target: ModelVersion) -> None:
             )
         return prepared
 
-    prepared = building(step, prepare)
+    prepared = building(step, prepare, give_up=frm == Step.TAKEN)
     if prepared is not None:
         detail = "waiting for an admin to sign the migration at /ops/sign/"
-        step.advance(Step.TAKEN, Step.SIGNING, unsigned=prepared, detail=detail) or step.refresh_from_db()
+        step.advance(frm, Step.SIGNING, unsigned=prepared, detail=detail) or step.refresh_from_db()
 
 
 def unsigned_migrations(step: MigrationStep) -> list[tuple[UnsignedMigration, list[int]]]:
@@ -344,44 +380,183 @@ def accept_signatures(step: MigrationStep, texts: list[str]) -> MigrationStep:
         except (ContractsError, ValueError) as error:
             raise signing.SigningError(f"the signed migration does not verify: {error}") from error
         built.append((tx, list(Slot.objects.filter(pk__in=slot_ids))))
+    if refused_before(built):
+        raise signing.SigningError("the chain refused this same migration before: nothing was stored")
     if not record(step, Step.SIGNING, built):
         raise signing.SigningError(f"this migration is {step.state} now: nothing was stored")
     return step
 
 
 def broadcast(step: MigrationStep) -> None:
-    """Send the stored transactions in order; a transaction the chain already has counts as sent."""
+    """Send the stored transactions in order, recording the new slots of each as soon as the chain has it
+    (one the chain already has counts as sent). If the first is refused nothing was spent: the slots go
+    back. If a later one is refused, the accepted ones stand and the old slots the chain still holds are
+    moved again (`move_the_rest`)."""
     for index, txid in enumerate(step.txids):
         tx = Transaction.objects.get(txid=txid)
         if send(tx):
+            record_slots(step, tx)
             continue
         if index == 0:
             give_back(step, Step.STORED, f"the chain refused the migration: {tx.last_error}")
-        else:
-            MigrationStep.objects.filter(pk=step.pk, state=Step.STORED).update(
-                state=Step.FAILED,
-                detail=f"transaction {index + 1} refused after earlier ones were sent, needs attention: "
-                f"{tx.last_error}",
-            )
+            return
+        log.warning(
+            "migration %s of bounty %s refused after earlier ones were accepted", txid, step.bounty_id
+        )
+        drop(step, index)
+        break
+    if left_behind(step):
+        if move_the_rest(step):
+            broadcast(step)
         return
-    step.advance(Step.STORED, Step.BROADCAST) or step.refresh_from_db()
+    step.advance(Step.STORED, Step.BROADCAST, **totals(accepted_migrations(step))) or step.refresh_from_db()
+
+
+def record_slots(step: MigrationStep, tx: Transaction) -> None:
+    """The new slots of an accepted migration: its first outputs, one per old slot it spends, at the values
+    it holds. Recorded once (get-or-create on the outpoint), however often this runs."""
+    _, outputs = chain.describe(tx.raw_hex)
+    for vout, satoshis, _ in outputs[: Slot.objects.filter(spent_by=tx).count()]:
+        Slot.objects.get_or_create(
+            deploy_tx=tx, vout=vout, defaults={"bounty_id": step.bounty_id, "satoshis": satoshis}
+        )
+
+
+def totals(accepted: list[Transaction]) -> dict[str, Any]:
+    """What the step records of the migrations the chain has: their txids, new slots, fee and bytes."""
+    return {
+        "txids": [tx.txid for tx in accepted],
+        "new_slots": Slot.objects.filter(deploy_tx__in=accepted).count(),
+        "fee": sum(tx.fee for tx in accepted),
+        "bytes": sum(tx.size for tx in accepted),
+    }
+
+
+def accepted_migrations(step: MigrationStep) -> list[Transaction]:
+    """The step's migrations the chain has, in the step's order."""
+    rows = {tx.txid: tx for tx in Transaction.objects.filter(txid__in=step.txids, status__in=ON_CHAIN)}
+    return [rows[txid] for txid in step.txids if txid in rows]
+
+
+def drop(step: MigrationStep, index: int) -> None:
+    """Transaction `index` was refused after earlier ones were accepted: it and those after it (never sent,
+    and possibly spending its change) leave the step; one of those the chain has after all stays."""
+    kept = step.txids[:index]
+    for txid in step.txids[index + 1 :]:
+        tx = Transaction.objects.get(txid=txid)
+        state = chain_state(txid)
+        if state in (chain.TxState.MEMPOOL, chain.TxState.MINED):
+            Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.STORED).update(
+                status=Transaction.Status.BROADCAST, broadcast_at=timezone.now()
+            )
+            record_slots(step, tx)
+            kept.append(txid)
+        else:
+            Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.STORED).update(
+                status=Transaction.Status.FAILED,
+                failure=Transaction.Failure.REJECTED,
+                last_error="never sent: an earlier migration of its step was refused",
+            )
+    now = timezone.now()
+    with transaction.atomic():
+        MigrationStep.objects.filter(pk=step.pk, state=Step.STORED).update(txids=kept, updated=now)
+        # their old slots stay the step's (taken, spent by nothing yet) until `move_the_rest` moves them
+        dropped = [txid for txid in step.txids[index:] if txid not in kept]
+        Slot.objects.filter(spent_by__txid__in=dropped).update(spent_by=None, updated=now)
+    step.txids, step.updated = kept, now
+
+
+def chain_state(txid: str) -> chain.TxState:
+    try:
+        return chain.status(txid).state
+    except chain.ChainUnavailable as error:
+        raise TryLater(str(error)) from error
+
+
+def left_behind(step: MigrationStep) -> list[Slot]:
+    """The step's old slots that none of its transactions spends (their transaction was refused)."""
+    mine = Q(spent_by__txid__in=step.txids)
+    taken = Slot.objects.filter(pk__in=step.slot_ids, state=Slot.State.REFUNDED)
+    return list(taken.filter(Q(spent_by__isnull=True) | ~mine).select_related("deploy_tx").order_by("pk"))
+
+
+def move_the_rest(step: MigrationStep) -> bool:
+    """Move the old slots a refused migration left behind, from what the chain says: a slot whose output
+    another transaction spent is retired; the others go into new migrations built from the operator
+    wallet's current coins, stored after the accepted ones (True: send them now), or prepared for the
+    admin's signatures. Waits (False, the reason in the step's detail) when they cannot be built yet."""
+    left = []
+    for slot in left_behind(step):
+        try:
+            holder = chain.spender(slot.deploy_tx.txid, slot.vout)
+        except chain.ChainUnavailable as error:
+            raise TryLater(str(error)) from error
+        ours = Transaction.objects.filter(
+            txid=holder, kind=Transaction.Kind.MIGRATE, bounty_id=step.bounty_id
+        ).first()
+        if holder is None:
+            left.append(slot)
+        elif ours is not None:
+            adopt(step, slot, ours)  # recorded as refused, yet the chain took it
+        else:
+            log.warning("slot %s taken by a migration is spent by %s", slot, holder)
+            Slot.objects.filter(pk=slot.pk, state=Slot.State.REFUNDED).update(
+                state=Slot.State.SPENT_ELSEWHERE, spent_by=None, updated=timezone.now()
+            )
+    if not left:
+        return True
+    refused = Transaction.objects.filter(
+        bounty_id=step.bounty_id, kind=Transaction.Kind.MIGRATE, status=Transaction.Status.FAILED,
+        broadcast_attempts__gt=0, created__gte=step.redeployment.created,
+    ).count()  # fmt: skip
+    if refused >= MAX_REFUSALS:
+        detail = f"{refused} migrations refused; {len(left)} old slot(s) still to move: needs attention"
+        MigrationStep.objects.filter(pk=step.pk).update(detail=detail)
+        return False
+    target = step.redeployment.target
+    if not keys.admin_key_on_server():
+        prepare_for_signing(step, target, left, Step.STORED)
+        return False
+    built = building(step, migrations_of(step, target, left), give_up=False)
+    if built is None:
+        return False
+    if refused_before(built):
+        # the same slots and coins give the same bytes, which the chain judged already: wait for the
+        # wallet's coins to change rather than send them again at every resume
+        detail = "the migration built again is one the chain refused: waiting for other wallet coins"
+        MigrationStep.objects.filter(pk=step.pk).update(detail=detail)
+        return False
+    return record(step, Step.STORED, built)
+
+
+def refused_before(built: list[tuple[BuiltTransaction, list[Slot]]]) -> bool:
+    return Transaction.objects.filter(txid__in=[tx.txid for tx, _ in built]).exists()
+
+
+def adopt(step: MigrationStep, slot: Slot, tx: Transaction) -> None:
+    """A migration of the step that the chain has although it was recorded as refused: it spends `slot`,
+    counts as sent, and joins the step's transactions with its new slots."""
+    now = timezone.now()
+    with transaction.atomic():
+        Transaction.objects.filter(pk=tx.pk).exclude(status__in=ON_CHAIN).update(
+            status=Transaction.Status.BROADCAST, failure="", broadcast_at=now
+        )
+        Slot.objects.filter(pk=slot.pk).update(spent_by=tx, updated=now)
+        txids = step.txids if tx.txid in step.txids else [*step.txids, tx.txid]
+        MigrationStep.objects.filter(pk=step.pk, state=Step.STORED).update(txids=txids, updated=now)
+        step.txids, step.updated = txids, now
+        record_slots(step, tx)
 
 
 def complete(step: MigrationStep, target: ModelVersion) -> None:
-    """Record the new slots and switch the bounty to the target model, as one change."""
+    """Record the new slots (those not yet recorded) and switch the bounty to the target model, as one
+    change."""
     bounty = step.bounty
     _, new = contracts_for(step, target)
     rate = FeeRate(bounty.fee_rate)
-    value = new.slot_value(bounty.reward, rate)
     with transaction.atomic():
-        created = 0
         for txid in step.txids:
-            tx = Transaction.objects.get(txid=txid)
-            for vout in range(Slot.objects.filter(spent_by=tx).count()):
-                _, made = Slot.objects.get_or_create(
-                    deploy_tx=tx, vout=vout, defaults={"bounty": bounty, "satoshis": value}
-                )
-                created += int(made)
+            record_slots(step, Transaction.objects.get(txid=txid))
         Bounty.objects.filter(pk=bounty.pk).update(
             model_version=target, claim_fee=new.claim_fee(rate), paused=step.was_paused
         )
@@ -402,7 +577,9 @@ def give_back(step: MigrationStep, state: str, detail: str) -> None:
         if not step.advance(state, Step.FAILED, detail=detail[:2000]):
             transaction.set_rollback(True)
             return
-        Slot.objects.filter(pk__in=step.slot_ids, state=Slot.State.REFUNDED).update(
+        # (never a slot that a migration the chain has spends)
+        taken = Slot.objects.filter(pk__in=step.slot_ids, state=Slot.State.REFUNDED)
+        taken.filter(Q(spent_by__isnull=True) | ~Q(spent_by__status__in=ON_CHAIN)).update(
             state=Slot.State.FREE, spent_by=None, updated=timezone.now()
         )
         Bounty.objects.filter(pk=step.bounty_id).update(paused=step.was_paused)
