@@ -2,8 +2,10 @@
 
 Every action needs a permission of its own (`has_<name>_permission`, declared on the models and given to the
 roles in migration 0007): Django leaves an action out of the list, and ignores a forged POST of it, for a
-user without it. A refund is shown first (each slot spent, the address paid, the total and the fee) and runs
-only when that page is confirmed, for exactly the slots it showed.
+user without it. A deploy and a refund are shown first and run only when that page is confirmed for exactly
+what it showed: a deploy's whole bill (rewards, claim fees, the deploy fee of the transaction built but not
+stored or broadcast, the total, the share that reaches contributors, the wallet before and after), a
+refund's slots, address, total and fee. A deployed bounty's page says what it cost and by which transactions.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.http import HttpRequest, HttpResponse
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from bounty import chain, exports, keys
 from bounty.funding import FundingError, fund_and_deploy, refund_unused
-from bounty.models import Bounty, ModelVersion
+from bounty.models import Bounty, ModelVersion, Transaction
 from bounty.ops import signing
 
 
@@ -122,6 +125,11 @@ class BountyForm(forms.ModelForm):
         return cleaned
 
 
+def fee_at(size: int, rate: int) -> int:
+    """Satoshis for `size` bytes at `rate` sat/kB, rounded up as the chain's fee rule rounds."""
+    return -(-size * rate // 1000)
+
+
 def cost_table() -> str:
     """Claim fee and bytes per paid image of the active model for each digit, shown on the add form."""
     version = ModelVersion.active()
@@ -133,15 +141,106 @@ def cost_table() -> str:
             cost = chain.claim_cost(version, digit, settings.FEE_RATE)
         except Exception as error:  # shown, not raised: the form must still open
             return f"cannot compute costs: {error}"
-        rows.append((digit, cost["claim_fee"], f"{cost['bytes_per_paid_image']:,}"))
-    body = format_html_join("", "<tr><td>{}</td><td>{} sat</td><td>{} bytes</td></tr>", rows)
+        per_image = cost["bytes_per_paid_image"]
+        rows.append((digit, cost["claim_fee"], f"{per_image:,}", f"{fee_at(per_image, settings.FEE_RATE):,}"))
+    body = format_html_join("", "<tr><td>{}</td><td>{} sat</td><td>{} bytes</td><td>{} sat</td></tr>", rows)
     return format_html(
         "<p>At {} sat/kB with model {}:</p><table><tr><th>digit</th><th>claim fee per slot</th>"
-        "<th>bytes per paid image</th></tr>{}</table>",
+        "<th>bytes per paid image</th><th>= in fees</th></tr>{}</table>"
+        "<p>Bytes per paid image: the slot's output in the deploy (paid by the deploy fee) and its claim "
+        "(paid by the claim fee locked in the slot). The deploy action shows the whole bill before anything "
+        "is spent.</p>",
         settings.FEE_RATE,
         version.name,
         body,
     )
+
+
+def per_image_in_words(bounty: Bounty) -> str:
+    """ "18,849 bytes per paid image = 1,885 sat at 100 sat/kB", and where those bytes are paid."""
+    try:
+        cost = chain.claim_cost(bounty.model_version, bounty.digit, bounty.fee_rate)
+    except Exception as error:  # shown, not raised: the page must still open
+        return f"cannot compute costs: {error}"
+    rate, total, claim = bounty.fee_rate, cost["bytes_per_paid_image"], cost["claim_bytes"]
+    slot = total - claim
+    return (
+        f"{total:,} bytes per paid image = {fee_at(total, rate):,} sat at {rate} sat/kB: the slot's output "
+        f"({slot:,} bytes, {fee_at(slot, rate):,} sat of the deploy fee) and its claim ({claim:,} bytes, "
+        f"paid by the claim fee of {cost['claim_fee']:,} sat locked in the slot)."
+    )
+
+
+def bill(bounty: Bounty, slots: list[int], deploys: list[tuple[int, int]]) -> dict:
+    """The whole bill of `bounty` from its slots' satoshis and its deploys' (fee, size): rewards, claim fees
+    (what the slots lock beyond the rewards), deploy fees, the total and the share paid to contributors."""
+    rewards = bounty.reward * len(slots)
+    fee = sum(f for f, _ in deploys)
+    total = sum(slots) + fee
+    return {
+        "slots": len(slots),
+        "reward": bounty.reward,
+        "rewards": rewards,
+        "claim_fee": bounty.claim_fee,
+        "claim_fees": sum(slots) - rewards,
+        "transactions": len(deploys),
+        "size": sum(size for _, size in deploys),
+        "fee": fee,
+        "total": total,
+        "share": f"{rewards / total:.1%}" if total else "-",
+        "per_image": -(-total // len(slots)) if slots else 0,
+    }
+
+
+def deploy_plan(bounty: Bounty) -> dict:
+    """What deploying `bounty` now costs. The deploy is built exactly as the action builds it, from the
+    wallet's coins, and thrown away (neither stored nor broadcast): its fee is the one that will be paid
+    (fees are computed for the largest signatures; the size may still differ by a byte per signature).
+    `terms` is what the confirmation page carries back: the deploy runs only if they are still the same."""
+    row: dict = {"bounty": bounty, "problem": "", "bill": None, "terms": ""}
+    if bounty.state != Bounty.State.DRAFT:
+        row["problem"] = f"it is {bounty.state}: only a draft can be deployed"
+        return row
+    try:
+        built = chain.build_deploy(bounty)
+    except chain.ContractsError as error:
+        row["problem"] = f"its deploy cannot be built: {error}"
+        return row
+    slots = [satoshis for deploy in built for _, satoshis in deploy.slots]
+    row["bill"] = bill(bounty, slots, [(deploy.fee, deploy.size) for deploy in built])
+    row["terms"] = (
+        f"{bounty.digit}:{bounty.model_version_id}:{bounty.slot_count}x{bounty.reward}+{bounty.claim_fee}"
+        f"@{bounty.fee_rate}:{row['bill']['fee']}"
+    )
+    return row
+
+
+def what_it_cost(bounty: Bounty) -> dict:
+    """What a deployed bounty spent and by which transactions: its deploys (the bill counts those the chain
+    took or may still take; a refused one created no slot and cost nothing) and its migrations' fees."""
+    kinds = (Transaction.Kind.DEPLOY, Transaction.Kind.MIGRATE)
+    deploys, migrations, slots, paid = [], [], [], []
+    for tx in bounty.transactions.filter(kind__in=kinds).order_by("pk"):
+        held = list(tx.slots.values_list("satoshis", flat=True))
+        row = {"tx": tx, "size": tx.size, "fee": tx.fee, "locked": sum(held)}
+        row["counted"] = tx.status != Transaction.Status.FAILED
+        if tx.kind == Transaction.Kind.MIGRATE:
+            migrations.append(row)
+            continue
+        deploys.append(row)
+        if row["counted"]:
+            slots += held
+            paid.append((tx.fee, row["size"]))
+    return {"deploys": deploys, "migrations": migrations, "bill": bill(bounty, slots, paid)}
+
+
+def wallet_now() -> dict:
+    """The operator wallet's address and balance, or why they cannot be read."""
+    try:
+        address = chain.operator_address()
+        return {"address": address, "balance": chain.wallet_balance(address), "error": ""}
+    except Exception as problem:  # shown on the page, which must still open
+        return {"address": "", "balance": None, "error": str(problem)}
 
 
 def bounties_in_words(n: int) -> str:
@@ -229,7 +328,8 @@ class BountyAdmin(admin.ModelAdmin):
             *fixed,
             "claim_fee",
             "fee_rate",
-            "deploy_txids",
+            "cost_per_image",
+            "spent",
             "state",
             "left",
             "paused",
@@ -243,7 +343,7 @@ class BountyAdmin(admin.ModelAdmin):
             return [(None, {"fields": [*EDITABLE, "costs"]})]
         return [
             (None, {"fields": EDITABLE}),
-            ("Costs", {"fields": ["claim_fee", "fee_rate", "deploy_txids"]}),
+            ("Costs", {"fields": ["claim_fee", "fee_rate", "cost_per_image", "spent"]}),
             ("State", {"fields": ["state", "left", "paused", "second_opinion"]}),
             ("Keys the slots are locked to", {"fields": ["operator_pubkey", "admin_pubkey"]}),
         ]
@@ -252,13 +352,15 @@ class BountyAdmin(admin.ModelAdmin):
     def costs(self, obj: Bounty | None = None) -> str:
         return cost_table()
 
-    @admin.display(description="deploy and migration transactions")
-    def deploy_txids(self, obj: Bounty) -> str:
-        txs = obj.transactions.filter(kind__in=("deploy", "migrate")).values_list("pk", "txid", "status")
-        return (
-            format_html_join("", '<div><a href="../../../transaction/{}/change/">{}</a> ({})</div>', txs)
-            or "not deployed"
-        )
+    @admin.display(description="per paid image")
+    def cost_per_image(self, obj: Bounty) -> str:
+        return per_image_in_words(obj)
+
+    @admin.display(description="what it cost")
+    def spent(self, obj: Bounty) -> str:
+        if obj.state == Bounty.State.DRAFT:
+            return "Nothing yet: the deploy action shows the whole bill before anything is spent."
+        return render_to_string("admin/bounty/what_it_cost.html", what_it_cost(obj))
 
     @admin.display(description="second opinion")
     def second_opinion(self, obj: Bounty) -> str:
@@ -292,15 +394,56 @@ class BountyAdmin(admin.ModelAdmin):
         return may(request, "export_bounty")
 
     @admin.action(description="Fund and deploy the selected draft bounties", permissions=["fund"])
-    def deploy(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-        for bounty in queryset:
+    def deploy(self, request: HttpRequest, queryset) -> TemplateResponse | None:  # type: ignore[no-untyped-def]
+        if request.POST.get("post") != "yes":
+            return self.deploy_confirmation(request, queryset)
+        # Every bill is checked before anything is deployed: a deploy changes the wallet the others read.
+        plans = [deploy_plan(bounty) for bounty in queryset]
+        for row in plans:
+            bounty = row["bounty"]
+            if row["problem"] or request.POST.get(f"terms-{bounty.pk}") != row["terms"]:
+                why = row["problem"] or "what it costs changed since the confirmation page"
+                self.message_user(
+                    request,
+                    f"Bounty #{bounty.pk}: {why}; nothing was deployed. Deploy it again to see its bill now.",
+                    messages.ERROR,
+                )
+                continue
             try:
                 txs = fund_and_deploy(bounty)
             except FundingError as error:
                 self.message_user(request, f"Bounty #{bounty.pk}: {error}", messages.ERROR)
                 continue
+            paid = what_it_cost(bounty)["bill"]
             txids = ", ".join(tx.txid for tx in txs)
-            self.message_user(request, f"Bounty #{bounty.pk} is {bounty.state}; deploy transactions: {txids}")
+            self.message_user(
+                request,
+                f"Bounty #{bounty.pk} is {bounty.state}: it spent {paid['total']:,} sat ({paid['rewards']:,} "
+                f"sat of rewards, {paid['claim_fees']:,} sat of claim fees, {paid['fee']:,} sat of deploy "
+                f"fee); deploy transactions: {txids}",
+            )
+        return None
+
+    def deploy_confirmation(self, request: HttpRequest, queryset) -> TemplateResponse:  # type: ignore[no-untyped-def]
+        rows = [deploy_plan(bounty) for bounty in queryset]
+        wallet = wallet_now()
+        needed = sum(row["bill"]["total"] for row in rows if row["bill"])
+        after = wallet["balance"] - needed if wallet["balance"] is not None else None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Fund and deploy?",
+            "opts": self.model._meta,
+            "queryset": queryset,
+            "rows": rows,
+            "wallet": wallet,
+            "needed": needed,
+            "after": after,
+            "network": settings.NETWORK,
+            "can_deploy": needed > 0 and after is not None and after >= 0,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "media": self.media,
+        }
+        return TemplateResponse(request, "admin/bounty/deploy_confirmation.html", context)
 
     @admin.action(description="Pause the selected bounties", permissions=["pause"])
     def pause(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]

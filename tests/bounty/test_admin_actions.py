@@ -53,7 +53,14 @@ class AdminActionsTestCase(ChainTestCase):
             {"digit": 2, "reward": 800, "slot_count": 4, "model_version": self.version.pk},
         )
         bounty = Bounty.objects.get(reward=800)
-        response = self.act("deploy", bounty)
+        terms = self.act("deploy", bounty).context["rows"][0]["terms"]
+        confirmed = {
+            "action": "deploy",
+            "_selected_action": [bounty.pk],
+            "post": "yes",
+            f"terms-{bounty.pk}": terms,
+        }
+        response = self.client.post("/admin/bounty/bounty/", confirmed, follow=True)
         bounty.refresh_from_db()
         deploy = bounty.transactions.get(kind="deploy")
         self.assertContains(response, deploy.txid)
