@@ -135,7 +135,13 @@ def make_bounty(digit: int = 1, slots: int = 3, **fields: object) -> Bounty:
         digit=digit, reward=1000, slot_count=slots, model_version=version, fee_rate=100, claim_fee=2000,
         state=fields.pop("state", Bounty.State.ACTIVE), **fields,
     )  # fmt: skip
-    deploy = Transaction.objects.create(txid=f"{bounty.pk:064x}", raw_hex="00", kind=Transaction.Kind.DEPLOY)
+    # A live bounty's deploy is on chain: slots of a deploy the chain does not have are never offered.
+    deploy = Transaction.objects.create(
+        txid=f"{bounty.pk:064x}",
+        raw_hex="00",
+        kind=Transaction.Kind.DEPLOY,
+        status=Transaction.Status.BROADCAST,
+    )
     for vout in range(slots):
         Slot.objects.create(bounty=bounty, deploy_tx=deploy, vout=vout, satoshis=3000)
     return bounty
