@@ -348,7 +348,10 @@ def sweep() -> dict[str, int]:
     )
     for slot in orphaned:
         counts["released"] += int(slot.release())
-    for bounty in Bounty.objects.filter(state=Bounty.State.FUNDED):
+    # Deploys waiting for the chain: a funded bounty's, and one rebuilt for a live bounty (resume_deploy).
+    waiting = Transaction.objects.filter(kind=Transaction.Kind.DEPLOY, status=Transaction.Status.STORED)
+    live_with_waiting = Q(state=Bounty.State.ACTIVE, transactions__in=waiting)
+    for bounty in Bounty.objects.filter(Q(state=Bounty.State.FUNDED) | live_with_waiting).distinct():
         publish_deploys(bounty)
         counts["deploys"] += 1
     counts["closed"] = Bounty.objects.filter(

@@ -50,7 +50,7 @@ def signing_index(request: HttpRequest) -> HttpResponse:
     """Migrations waiting for the admin's signatures, and bounties whose free slots an admin can refund."""
     rows = []
     for bounty in Bounty.objects.exclude(state=Bounty.State.DRAFT).order_by("pk"):
-        free = Slot.objects.filter(bounty=bounty, state=Slot.State.FREE)
+        free = Slot.objects.free().filter(bounty=bounty)
         count = free.count()
         if count:
             rows.append((bounty, count, sum(free.values_list("satoshis", flat=True))))

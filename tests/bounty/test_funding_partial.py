@@ -269,3 +269,43 @@ class InterruptedDeployTestCase(StrandedMoneyCase):
         self.assertEqual((bounty.state, bounty.slots_left()), (Bounty.State.ACTIVE, 5))
         self.assertEqual(Transaction.objects.filter(bounty=bounty, kind="deploy").count(), 3)
         self.assert_nothing_stranded()
+
+
+class ResumeFromOutsideTestCase(StrandedMoneyCase):
+    def test_the_command_deploys_the_missing_slots_and_says_so(self) -> None:
+        import json
+        from io import StringIO
+
+        from django.core.management import call_command
+
+        bounty = self.draft(5)
+        self.deploy_split(bounty, then=spend_from_wallet)
+        out = StringIO()
+        call_command("resume_deploy", str(bounty.pk), "--json", stdout=out)
+        result = json.loads(out.getvalue())
+        self.assertEqual((result["state"], result["slots_left"]), ("active", 5))
+        self.assertIsNotNone(result["new_deploy"])
+        self.assert_nothing_stranded()
+
+    def test_the_sweeper_sends_a_rebuilt_deploy_that_waited_for_the_chain(self) -> None:
+        from bounty import pipeline
+
+        bounty = self.draft(5)
+        self.deploy_split(bounty, then=spend_from_wallet)
+        self.ledger_busy_once()
+        waiting = resume_deploy(bounty)  # rebuilt and stored, but the chain answered "busy"
+        assert waiting is not None
+        self.assertEqual(waiting.status, Transaction.Status.STORED)
+        pipeline.sweep()
+        waiting.refresh_from_db()
+        self.assertEqual(waiting.status, Transaction.Status.BROADCAST)
+        bounty.refresh_from_db()
+        self.assertEqual(bounty.slots_left(), 5)
+        self.assert_nothing_stranded()
+
+    def ledger_busy_once(self) -> None:
+        from contracts.ledger import LocalLedger
+
+        ledger = chain.backend()
+        assert isinstance(ledger, LocalLedger)
+        ledger.chaos.configure(queue=["busy"])
