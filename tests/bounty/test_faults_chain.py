@@ -195,7 +195,12 @@ class ChainFaultTestCase(ChainTestCase):
         forgotten = chain.TxStatus(tx.txid, chain.TxState.UNKNOWN)
         from unittest import mock
 
-        with mock.patch.object(chain, "status", autospec=True, return_value=forgotten):
+        real = chain.status
+
+        def forgets_the_claim(txid: str) -> chain.TxStatus:
+            return forgotten if txid == tx.txid else real(txid)
+
+        with mock.patch.object(chain, "status", autospec=True, side_effect=forgets_the_claim):
             pipeline.poll_confirmations()
         self.assertEqual(Transaction.objects.get(pk=tx.pk).status, "stored")
         before = self.proxy.broadcasts
