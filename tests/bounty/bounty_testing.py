@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
 from django.test import TestCase
 from PIL import Image
@@ -91,6 +91,15 @@ def stroke_png() -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def staff(username: str, *groups: str) -> User:
+    """A staff user in `groups` (the roles of migration 0007: "funder", "reviewer"), password-of-<name>."""
+    user = User.objects.create_user(username, f"{username}@example.org", f"password-of-{username}")
+    user.is_staff = True
+    user.save()
+    user.groups.add(*Group.objects.filter(name__in=groups))
+    return user
 
 
 class BaseTestCase(TestCase):

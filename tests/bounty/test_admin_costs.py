@@ -13,10 +13,10 @@ import html
 import re
 from importlib import import_module
 
-from bounty_testing import ChainTestCase
+from bounty_testing import ChainTestCase, staff
 from django.apps import apps as django_apps
 from django.conf import settings
-from django.contrib.auth.models import Group, Permission, User
+from django.contrib.auth.models import Permission
 
 from bounty import chain
 from bounty.models import Bounty
@@ -24,14 +24,6 @@ from bounty.models import Bounty
 roles = import_module("bounty.migrations.0007_roles")
 
 BOUNTIES = "/admin/bounty/bounty/"
-
-
-def staff(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username, f"{username}@example.org", f"password-of-{username}")
-    user.is_staff = True
-    user.save()
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
 
 
 def text(response) -> str:  # type: ignore[no-untyped-def]

@@ -14,9 +14,8 @@ from importlib import import_module
 from unittest import mock
 
 import numpy as np
-from bounty_testing import BaseTestCase, mnist_pixels
+from bounty_testing import BaseTestCase, mnist_pixels, staff
 from django.apps import apps as django_apps
-from django.contrib.auth.models import Group, User
 from django.test import override_settings
 
 from bounty import chain
@@ -25,14 +24,6 @@ from bounty.models import Bounty, Submission
 roles = import_module("bounty.migrations.0007_roles")
 
 BOUNTIES = "/admin/bounty/bounty/"
-
-
-def staff(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username, f"{username}@example.org", f"password-of-{username}")
-    user.is_staff = True
-    user.save()
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
 
 
 class RoughEdgesTestCase(BaseTestCase):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from bounty_testing import ChainTestCase
+from bounty_testing import ChainTestCase, staff
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Group, Permission, User
 from django.db import connection
@@ -25,14 +25,6 @@ QUEUE = "/admin/bounty/reviewitem/"
 SUBMISSIONS = "/admin/bounty/submission/"
 VERSIONS = "/admin/bounty/modelversion/"
 COLLECTED = "/admin/retraining/collectedimage/"
-
-
-def staff(username: str, *groups: str) -> User:
-    user = User.objects.create_user(username, f"{username}@example.org", f"password-of-{username}")
-    user.is_staff = True
-    user.save()
-    user.groups.add(*Group.objects.filter(name__in=groups))
-    return user
 
 
 class RolesTestCase(ChainTestCase):
