@@ -26,6 +26,9 @@ class ModelVersion(models.Model):
         default=dict, blank=True, help_text="per digit: locking script bytes, claim bytes, claim fee"
     )
     is_active = models.BooleanField(default=False)
+    # What pay on learn measured of this version when its bounties moved to it (bounty.retraining.pending):
+    # pending images re-read, paid, and the ids of those it still reads as another digit.
+    learning = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -104,6 +107,15 @@ class Bounty(models.Model):
         help_text="hold payouts this long for review before paying (empty: pay at once)",
     )
     expires_at = models.DateTimeField(null=True, blank=True)
+    # Pay on learn: an image the model reads as another digit is kept this many days (0: rejected at once);
+    # reviewers confirm or discard it, and a promoted model that reads it as the digit has it paid, if
+    # `pay_on_learn` (bounty.retraining.pending).
+    pending_days = models.PositiveSmallIntegerField(
+        default=30, help_text="days an image the model reads as another digit is kept for a later model"
+    )
+    pay_on_learn = models.BooleanField(
+        default=True, help_text="pay a kept image when a later model reads it as the digit, while slots last"
+    )
     created = models.DateTimeField(default=timezone.now)
     funded_at = models.DateTimeField(null=True, blank=True)
 

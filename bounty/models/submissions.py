@@ -36,6 +36,9 @@ class Reason(models.TextChoices):
     RATE_LIMITED = "rate_limited", "Too many submissions from this address or network; try again later."
     CHAIN_REJECTED = "chain_rejected", "The network refused the payment transaction."
     REVIEWER = "reviewer", "A reviewer declined this image."
+    # A pending image (kept because the model read another digit) whose window ended before a promoted model
+    # read it as the bounty's digit.
+    PENDING_EXPIRED = "pending_expired", "It was kept for a later model; none read it as the digit in time."
 
 
 class Submission(models.Model):
@@ -50,6 +53,9 @@ class Submission(models.Model):
         # The payout could not be completed (the network unreachable after every attempt, or a claim
         # refused too often): an admin retries it; its slot was reconciled from the chain.
         STALLED = "stalled"
+        # The model read another digit, but the image passed every other check: kept until `pending_until`,
+        # re-read by each promoted model (bounty.retraining.pending) and paid if one reads the claimed digit.
+        PENDING = "pending"
 
     class SecondOpinion(models.TextChoices):
         """What the unpublished second model said (bounty.pipeline.ask_second_opinion)."""
@@ -70,7 +76,10 @@ class Submission(models.Model):
 
     # Which state may follow which: every change goes through `advance`, a conditional update.
     TRANSITIONS: ClassVar[dict[str, tuple[str, ...]]] = {
-        State.RECEIVED: (State.CHECKED, State.REJECTED),
+        State.RECEIVED: (State.CHECKED, State.REJECTED, State.PENDING),
+        # pending -> checked: a promoted model reads the claimed digit (then the ordinary claim path);
+        # pending -> rejected: a reviewer discarded it, or its window ended.
+        State.PENDING: (State.CHECKED, State.REJECTED),
         State.CHECKED: (State.HELD, State.VERIFIED, State.REJECTED),
         State.HELD: (State.CHECKED, State.REJECTED),
         # verified/broadcast -> checked: the claim lost its slot to a transaction that pays someone else, or
@@ -89,6 +98,7 @@ class Submission(models.Model):
         State.CONFIRMED: "confirmed_at",
         State.REJECTED: "rejected_at",
         State.STALLED: "stalled_at",
+        State.PENDING: "pending_at",
     }
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
@@ -125,6 +135,15 @@ class Submission(models.Model):
     confirmed_at = models.DateTimeField(null=True, blank=True)
     rejected_at = models.DateTimeField(null=True, blank=True)
     stalled_at = models.DateTimeField(null=True, blank=True)
+    pending_at = models.DateTimeField(null=True, blank=True)
+    pending_until = models.DateTimeField(null=True, blank=True, help_text="kept pending until then")
+    # The screening signal of a pending image beside the second opinion: the majority label of its nearest
+    # MNIST training images. With both reading the claimed digit it may be trained on unreviewed.
+    neighbour_label = models.PositiveSmallIntegerField(null=True, blank=True)
+    paid_by_version = models.ForeignKey(
+        "bounty.ModelVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="paid_on_learn",
+        help_text="the promoted model that read this pending image as the digit and so had it paid",
+    )  # fmt: skip
     payout_attempts = models.PositiveSmallIntegerField(
         default=0, help_text="claims the network refused with the slot unspent"
     )
