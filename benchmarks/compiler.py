@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from contracts.baseline import compile_baseline  # noqa: E402
 from contracts.compiler import compile_predicate  # noqa: E402
 from contracts.errors import VerificationError  # noqa: E402
+from contracts.fees import FeeRate  # noqa: E402
 from contracts.model import IntegerModel  # noqa: E402
 from contracts.numbers import push_number  # noqa: E402
 from contracts.policy import DEFAULT_POLICY  # noqa: E402
@@ -102,7 +103,7 @@ def bench_compiler(model: IntegerModel, images: np.ndarray, labels: np.ndarray) 
         "median_seconds_per_verification": statistics.median(seconds),
         "compile_seconds_per_digit": compile_seconds,
         "predicate_bytes_per_claim": max(sizes) + unlocking_median,
-        "predicate_fee_sat": DEFAULT_POLICY.fee_for(max(sizes) + unlocking_median),
+        "predicate_fee_sat": FeeRate().fee_for(max(sizes) + unlocking_median),
     }
 
 
@@ -136,9 +137,7 @@ def bench_baseline(model: IntegerModel, images: np.ndarray) -> dict[str, Any]:
         "median_seconds_per_verification": statistics.median(seconds),
         "compile_seconds": compile_seconds,
         "within_policy": sample.stats.bytes <= DEFAULT_POLICY.max_script_bytes,
-        "predicate_fee_sat": DEFAULT_POLICY.fee_for(
-            sample.stats.bytes + int(statistics.median(unlocking_sizes))
-        ),
+        "predicate_fee_sat": FeeRate().fee_for(sample.stats.bytes + int(statistics.median(unlocking_sizes))),
     }
 
 

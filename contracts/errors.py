@@ -35,6 +35,14 @@ class VerificationError(ContractsError):
         super().__init__(f"{where}{reason}")
 
 
+class ScriptFailed(VerificationError):
+    """The script VM refused a spend: a rule failed or the script evaluated to false (`reason` says which)."""
+
+
+class NativeVMUnavailable(ContractsError):
+    """bsv-sdk's native script VM is not loaded; nothing is verified with the ~20x slower fallback."""
+
+
 class PolicyError(VerificationError):
     """A miner policy limit (script size, number size, stack memory, transaction size, fee) is exceeded."""
 
@@ -125,4 +133,4 @@ class FeeTooLowError(PolicyError):
 
 
 class TransactionTooLargeError(PolicyError):
-    """A transaction or one of its scripts is over a policy size limit."""
+    """A transaction or one of its scripts is over a policy size limit (ARC's 474, not a script failure)."""

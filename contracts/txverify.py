@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 from bsv import Transaction, TransactionOutput
 from bsv.script.script import Script
-from bsv.script.spend import Spend
 
-from contracts.errors import FeeTooLowError, PolicyError, TransactionTooLargeError, VerificationError
+from contracts.errors import FeeTooLowError, PolicyError, ScriptFailed, VerificationError
 from contracts.fees import FeeRate
 from contracts.policy import DEFAULT_POLICY, Policy
 from contracts.verify import check_policy as check_script_policy
-from contracts.verify import require_native_vm
+from contracts.vm import SpendContext, require_native_vm, run_spend
 
 
 @dataclass(frozen=True)
@@ -52,51 +50,30 @@ def parse_transaction(raw: bytes) -> Transaction:
     return tx
 
 
-@lru_cache(maxsize=64)
-def parsed_script(script: bytes) -> Script:
-    """bsv-sdk parses script chunks in pure Python (~0.1 s for a 27 KB slot script); every slot of a bounty
-    shares one locking script, so parse each once."""
-    parsed = Script(script)
-    _ = parsed.chunks
-    return parsed
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 def run_input(tx: Transaction, index: int, spent: SpentOutput) -> None:
     """Evaluate input `index` against the output it spends with bsv-sdk's native VM."""
     tx_input = tx.inputs[index]
     if tx_input.unlocking_script is None:
         raise VerificationError("the input has no unlocking script", input_index=index)
-    other_inputs = [other for position, other in enumerate(tx.inputs) if position != index]
+    context = SpendContext(
+        source_txid=tx_input.source_txid,
+        source_vout=tx_input.source_output_index,
+        source_satoshis=spent.satoshis,
+        version=tx.version,
+        other_inputs=[other for position, other in enumerate(tx.inputs) if position != index],
+        outputs=tx.outputs,
+        input_index=index,
+        sequence=tx_input.sequence,
+        locktime=tx.locktime,
+    )
     try:
-        Spend(
-            {
-                "sourceTXID": tx_input.source_txid,
-                "sourceOutputIndex": tx_input.source_output_index,
-                "sourceSatoshis": spent.satoshis,
-                "lockingScript": parsed_script(spent.script),
-                "transactionVersion": tx.version,
-                "otherInputs": other_inputs,
-                "outputs": tx.outputs,
-                "inputIndex": index,
-                "unlockingScript": tx_input.unlocking_script,
-                "inputSequence": tx_input.sequence,
-                "lockTime": tx.locktime,
-            }
-        ).validate()
-    except Exception as error:  # the VM raises RuntimeError; malformed scripts raise others
-        raise VerificationError(f"script failed: {_first_line(error)}", input_index=index) from None
+        run_spend(spent.script, tx_input.unlocking_script, context, input_index=index)
+    except ScriptFailed as error:
+        raise ScriptFailed(f"script failed: {error.reason}", input_index=index) from None
 
 
 def check_policy(tx: Transaction, raw: bytes, spent: Sequence[SpentOutput], policy: Policy) -> None:
-    if len(raw) > policy.max_transaction_bytes:
-        raise TransactionTooLargeError(
-            f"transaction is {len(raw)} bytes, over the {policy.max_transaction_bytes}-byte policy limit"
-        )
+    policy.check_transaction_size(len(raw))
     if not tx.inputs:
         raise VerificationError("transaction has no inputs")
     if not tx.outputs:
@@ -109,10 +86,8 @@ def check_policy(tx: Transaction, raw: bytes, spent: Sequence[SpentOutput], poli
         try:
             # The compiler's script-level policy: script sizes and the size of every pushed number.
             check_script_policy(source.script, unlocking, policy=policy)
-        except PolicyError as error:
-            too_large = "script is" in error.reason
-            kind = TransactionTooLargeError if too_large else PolicyError
-            raise kind(error.reason, input_index=index) from None
+        except PolicyError as error:  # the same type (which limit), now naming the input
+            raise type(error)(error.reason, input_index=index) from None
     outpoints = [(tx_input.source_txid, tx_input.source_output_index) for tx_input in tx.inputs]
     if len(set(outpoints)) != len(outpoints):
         raise VerificationError("transaction spends the same output twice")

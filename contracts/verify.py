@@ -1,8 +1,6 @@
 """Script-level verification: a locking/unlocking pair through bsv-sdk's native VM, plus policy limits.
 
-The VM (`bsv.script.spend.Spend(...).validate()`) runs in C when the `_bsv_native` extension is loaded; the
-pure-Python fallback is about 20x slower, so we refuse it instead of silently running it. Transactions are
-version 1: bsv-sdk relaxes the clean-stack, push-only and minimal-encoding rules for version > 1. bsv-sdk
+The VM runs through `contracts.vm` (shared with whole-transaction verification in `txverify.py`). bsv-sdk
 enforces no miner policy, so script sizes, number sizes and (for compiled predicates, whose worst case is
 known statically) stack memory are checked here before the VM runs.
 """
@@ -11,16 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any
 
 from contracts.compiler import CompiledPredicate
-from contracts.errors import PolicyError, VerificationError
+from contracts.errors import PolicyError, ScriptFailed
 from contracts.policy import DEFAULT_POLICY, Policy
 from contracts.script import parse
+from contracts.vm import TRANSACTION_VERSION, require_native_vm, run_spend
 
-TRANSACTION_VERSION = 1
-_DUMMY_TXID = "00" * 32
+__all__ = ["TRANSACTION_VERSION", "SpendResult", "check_policy", "check_spend", "require_native_vm"]
+__all__ += ["run_vm", "verify_spend"]
 
 
 @dataclass(frozen=True)
@@ -28,27 +25,6 @@ class SpendResult:
     accepted: bool
     reason: str  # empty when accepted
     seconds: float  # VM time only
-
-
-def require_native_vm() -> None:
-    """Raise VerificationError unless bsv-sdk's C script VM is loaded."""
-    import bsv
-
-    status = bsv.native_status()
-    if not status.get("available"):
-        raise VerificationError(
-            "bsv-sdk's native VM (_bsv_native) is not available; refusing the ~20x slower pure-Python VM"
-        )
-
-
-@lru_cache(maxsize=32)
-def _bsv_script(script: bytes) -> Any:
-    # Parsing chunks is pure Python in bsv-sdk; a locking script is shared by many spends, parse it once.
-    from bsv.script.script import Script
-
-    parsed = Script(script)
-    _ = parsed.chunks
-    return parsed
 
 
 def check_policy(
@@ -71,31 +47,8 @@ def check_policy(
 
 
 def run_vm(locking: bytes, unlocking: bytes) -> None:
-    """Run the pair through the native VM; raise VerificationError with the VM's reason on failure."""
-    require_native_vm()
-    from bsv.script.spend import Spend
-
-    spend = Spend(
-        {
-            "sourceTXID": _DUMMY_TXID,
-            "sourceOutputIndex": 0,
-            "sourceSatoshis": 1,
-            "lockingScript": _bsv_script(locking),
-            "transactionVersion": TRANSACTION_VERSION,
-            "otherInputs": [],
-            "outputs": [],
-            "inputIndex": 0,
-            "unlockingScript": _bsv_script(unlocking),
-            "inputSequence": 0xFFFFFFFF,
-            "lockTime": 0,
-        }
-    )
-    try:
-        accepted = spend.validate()
-    except Exception as error:  # the VM reports every script failure as an exception with a message
-        raise VerificationError(_first_line(str(error))) from None
-    if not accepted:
-        raise VerificationError("the script evaluated to false")
+    """Run the pair through the native VM; raise ScriptFailed with the VM's reason on failure."""
+    run_spend(locking, unlocking)
 
 
 def verify_spend(
@@ -105,17 +58,16 @@ def verify_spend(
     policy: Policy = DEFAULT_POLICY,
     predicate: CompiledPredicate | None = None,
 ) -> SpendResult:
-    """Policy checks, then the VM; accepted or rejected with the reason (never raises for a failed script)."""
+    """Policy checks, then the VM; accepted or rejected with the reason (never raises for a failed script;
+    raises NativeVMUnavailable when there is no native VM to ask)."""
     try:
         check_policy(locking, unlocking, policy=policy, predicate=predicate)
     except PolicyError as error:
         return SpendResult(False, f"policy: {error.reason}", 0.0)
     started = time.perf_counter()
     try:
-        run_vm(locking, unlocking)
-    except VerificationError as error:
-        if "not available" in error.reason:
-            raise
+        run_spend(locking, unlocking)
+    except ScriptFailed as error:
         return SpendResult(False, error.reason, time.perf_counter() - started)
     return SpendResult(True, "", time.perf_counter() - started)
 
@@ -127,11 +79,6 @@ def check_spend(
     policy: Policy = DEFAULT_POLICY,
     predicate: CompiledPredicate | None = None,
 ) -> None:
-    """Like `verify_spend` but raise VerificationError (PolicyError for limits) when the spend fails."""
+    """Like `verify_spend` but raise ScriptFailed (PolicyError for limits) when the spend fails."""
     check_policy(locking, unlocking, policy=policy, predicate=predicate)
-    run_vm(locking, unlocking)
-
-
-def _first_line(message: str) -> str:
-    line = message.strip().splitlines()[0] if message.strip() else "script evaluation failed"
-    return line.removeprefix("Script evaluation error: ").strip()
+    run_spend(locking, unlocking)

@@ -11,7 +11,14 @@ from bitcoinx import InterpreterLimits, MinerPolicy, Tx, TxInput, TxInputContext
 from bitcoinx import Script as BxScript
 
 from contracts.compiler import compile_predicate
-from contracts.errors import PolicyError, VerificationError
+from contracts.errors import (
+    NativeVMUnavailable,
+    PolicyError,
+    ScriptFailed,
+    TransactionTooLargeError,
+    VerificationError,
+)
+from contracts.fees import FeeRate
 from contracts.model import IntegerModel
 from contracts.policy import DEFAULT_POLICY, Policy
 from contracts.unlocking import image_pushes
@@ -66,7 +73,7 @@ def test_it_refuses_the_pure_python_fallback(monkeypatch: pytest.MonkeyPatch) ->
     import bsv
 
     monkeypatch.setattr(bsv, "native_status", lambda: {"available": False})
-    with pytest.raises(VerificationError, match="native VM"):
+    with pytest.raises(NativeVMUnavailable, match="native VM"):
         verify_spend(b"\x51", b"")
 
 
@@ -140,8 +147,25 @@ def test_it_enforces_policy_limits(
         check_spend(compiled.script, unlocking, policy=policy, predicate=compiled)
 
 
-def test_the_policy_computes_fees_at_its_rate() -> None:
-    assert DEFAULT_POLICY.fee_rate_sat_per_kb == 100
-    assert DEFAULT_POLICY.fee_for(20_000) == 2_000
-    assert DEFAULT_POLICY.fee_for(1) == 1
-    assert Policy(fee_rate_sat_per_kb=50).fee_for(1_500) == 75
+def test_the_fee_rate_rounds_up_and_covers_what_it_computes() -> None:
+    assert FeeRate().satoshis_per_kb == 100
+    assert FeeRate().fee_for(20_000) == 2_000
+    assert FeeRate().fee_for(1) == 1
+    assert FeeRate(50).fee_for(1_500) == 75
+    assert FeeRate(50).covers(75, 1_500) and not FeeRate(50).covers(74, 1_500)
+    with pytest.raises(ValueError, match="negative"):
+        FeeRate(-1)
+
+
+def test_a_script_over_the_size_limit_is_too_large_not_a_script_failure() -> None:
+    with pytest.raises(TransactionTooLargeError, match="locking script is 11 bytes"):
+        check_spend(bytes([0x51] * 11), b"", policy=Policy(max_script_bytes=10))
+    with pytest.raises(TransactionTooLargeError, match="transaction is 11 bytes"):
+        Policy(max_transaction_bytes=10).check_transaction_size(11)
+
+
+def test_a_false_result_and_a_failed_rule_are_both_script_failures() -> None:
+    with pytest.raises(ScriptFailed, match=r"evaluated to false|truthy"):
+        check_spend(bytes([0x00]), b"")
+    with pytest.raises(ScriptFailed, match="clean stack"):
+        check_spend(bytes([0x51, 0x51]), b"")
