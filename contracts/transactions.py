@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from bsv import Transaction, TransactionInput
 from bsv.script.script import Script
 
+from contracts import unsigned_json
 from contracts.address import parse_address
 from contracts.chain import Utxo
 from contracts.errors import InsufficientFundsError, PolicyError, TransactionTooLargeError
@@ -352,6 +354,25 @@ class UnsignedMigration:
         for tx_input, script in zip(tx.inputs, unlocking, strict=True):
             tx_input.unlocking_script = Script(script)
         return finish("migrate", tx, self.spent, fee_rate, slots=self.slots, policy=policy)
+
+    def to_json(self) -> dict[str, Any]:
+        """What `from_json` reads back into the same migration (so the same preimages): see
+        `contracts.unsigned_json`."""
+        body = unsigned_json.encode(self.spent, self.outputs)
+        return {"kind": "migration", "admin_inputs": self.admin_inputs, "slots": self.slots, **body}
+
+    @classmethod
+    def from_json(cls, data: Any) -> UnsignedMigration:
+        """The migration `to_json` wrote; ValueError for anything else."""
+        if not isinstance(data, dict) or data.get("kind") != "migration":
+            raise ValueError("not an unsigned migration")
+        spent, outputs = unsigned_json.decode(data)
+        admin_inputs, slots = data.get("admin_inputs"), data.get("slots")
+        if not isinstance(admin_inputs, int) or not 0 < admin_inputs <= len(spent):
+            raise ValueError(f"admin_inputs must count some of the {len(spent)} inputs, not {admin_inputs!r}")
+        if not isinstance(slots, int) or not 0 < slots <= len(outputs):
+            raise ValueError(f"slots must count some of the {len(outputs)} outputs, not {slots!r}")
+        return cls(spent, outputs, admin_inputs, slots)
 
 
 def migration_slots_per_transaction(
