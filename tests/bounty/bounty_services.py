@@ -1,7 +1,7 @@
 """Real services for the end-to-end and browser tests: Redis, a Celery worker subprocess, a shared ledger.
 
-Redis is BOUNTY_TEST_REDIS_URL (default redis://127.0.0.1:6379/15, a database kept for these tests and
-flushed before and after); the worker opens the test database through DATABASE_URL.
+Redis is the tests' database "bounty" of tests/redis_databases.py (BOUNTY_TEST_REDIS_URL when set), kept for
+these tests and flushed before and after; the worker opens the test database through DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -17,12 +17,13 @@ import pytest
 import redis
 from bounty_testing import ROOT, model_artifact
 from django.db import connection
+from redis_databases import redis_url
 
 from bounty import chain
 from bounty.celery import app as celery_app
 from bounty.models import Bounty, ModelVersion
 
-REDIS_TEST_URL = os.environ.get("BOUNTY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_TEST_URL = redis_url("bounty")
 
 
 def database_url() -> str:

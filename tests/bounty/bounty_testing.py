@@ -7,12 +7,14 @@ addresses. Charlie should never see or change what belongs to Alice or Bob.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pytest
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
@@ -26,6 +28,15 @@ from contracts.keys import Key
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK_MODEL = Path.home() / ".cache" / "digit-bounty" / "bounty-tests-quick-model.npz"
+
+# Set in the second pytest process of test_postgresql.py, which runs this suite again on PostgreSQL.
+ON_POSTGRES_RERUN = "BOUNTY_SUITE_ON_POSTGRES"
+# That re-run leaves out the tests whose faults are in the broker, the worker process or the HTTP layer, not
+# the database: they would test nothing new there and double the time.
+NOT_ON_POSTGRES_RERUN = pytest.mark.skipif(
+    os.environ.get(ON_POSTGRES_RERUN) == "1",
+    reason="a broker/worker/HTTP fault, not a database one: run once, in the SQLite run",
+)
 
 
 @cache

@@ -6,6 +6,7 @@ import os
 
 import pytest
 from bounty_services import live_bounty, runtime, worker  # noqa: F401  (fixtures shared by service tests)
+from fault_support import fault_broker  # noqa: F401  (the fault tests' broker fixture)
 
 from bounty import chain, keys
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from bounty_testing import BaseTestCase
+from bounty_testing import NOT_ON_POSTGRES_RERUN, BaseTestCase
 from django.test import override_settings
-from test_faults_invariants import NOT_ON_POSTGRES_RERUN
 
 from bounty import chain
 from bounty.forms import SubmissionForm

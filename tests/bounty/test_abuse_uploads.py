@@ -8,11 +8,10 @@ import io
 import struct
 import zlib
 
-from bounty_testing import BaseTestCase, blank_png, mnist_png
+from bounty_testing import NOT_ON_POSTGRES_RERUN, BaseTestCase, blank_png, mnist_png
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from PIL import Image, ImageDraw
-from test_faults_invariants import NOT_ON_POSTGRES_RERUN
 
 from bounty.models import Slot, Submission
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 from bounty_testing import ChainTestCase, mnist_pixels, tamper_stored_claim
-from test_faults_invariants import check_invariants
+from fault_support import check_invariants
 
 from bounty import chain, pipeline
 from bounty.models import Slot, Submission, Transaction

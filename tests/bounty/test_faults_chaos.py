@@ -6,19 +6,14 @@ worker subprocess sharing the local ledger's file, chaos drawn from the ledger's
 from __future__ import annotations
 
 import pytest
-import redis
 from bounty_services import stop_worker
-from bounty_testing import mnist_pixels
-from test_faults_invariants import (
+from bounty_testing import NOT_ON_POSTGRES_RERUN, mnist_pixels
+from fault_support import (
     FAULT_BROKER_URL,
     FAULT_QUEUE,
-    NOT_ON_POSTGRES_RERUN,
     check_invariants,
-    default_routes,
     deploy_bounty,
-    forget_queue,
     png_of,
-    route_tasks_to,
     start_fault_worker,
     upload,
     wait_until,
@@ -34,16 +29,6 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), NOT
 CLAIMS = 10
 
 
-@pytest.fixture
-def broker():  # type: ignore[no-untyped-def]
-    connection = redis.Redis.from_url(FAULT_BROKER_URL)
-    forget_queue(connection, FAULT_QUEUE)
-    route_tasks_to(FAULT_QUEUE, FAULT_BROKER_URL)
-    yield connection
-    forget_queue(connection, FAULT_QUEUE)
-    default_routes()
-
-
 def all_confirmed() -> bool:
     """One round of what beat does (a block, the poll, the sweeper), then: is every submission done?"""
     chain.mine(1)
@@ -56,7 +41,7 @@ def all_confirmed() -> bool:
     return states <= {Submission.State.CONFIRMED, Submission.State.REJECTED}
 
 
-def test_every_claim_is_paid_exactly_once_through_arc_chaos(runtime, settings, broker) -> None:  # type: ignore[no-untyped-def]
+def test_every_claim_is_paid_exactly_once_through_arc_chaos(runtime, settings, fault_broker) -> None:  # type: ignore[no-untyped-def]
     bounty = deploy_bounty(runtime, settings, slots=CLAIMS + 4)
     ledger = chain.backend()
     assert isinstance(ledger, LocalLedger)

@@ -5,18 +5,15 @@ double spend reaches the ledger, every submission ends paid or told the bounty i
 from __future__ import annotations
 
 import pytest
-import redis
 from bounty_services import stop_worker
 from bounty_testing import mnist_pixels
-from test_faults_invariants import (
+from fault_support import (
     FAULT_BROKER_URL,
     FAULT_QUEUE,
     check_invariants,
-    default_routes,
     deploy_bounty,
-    forget_queue,
     png_of,
-    route_tasks_to,
+    private_queue,
     settled,
     start_fault_worker,
     upload,
@@ -32,25 +29,21 @@ QUEUE = f"{FAULT_QUEUE}-race"
 
 
 def test_several_workers_never_reserve_a_slot_twice(runtime, settings) -> None:  # type: ignore[no-untyped-def]
-    broker = redis.Redis.from_url(FAULT_BROKER_URL)
-    forget_queue(broker, QUEUE)
-    route_tasks_to(QUEUE, FAULT_BROKER_URL)
-    first = deploy_bounty(runtime, settings, digit=7, slots=3)
-    second = deploy_bounty(runtime, settings, digit=7, slots=2)
-    workers = [
-        start_fault_worker(runtime, FAULT_BROKER_URL, QUEUE, f"race{n}", concurrency=2) for n in range(2)
-    ]
-    try:
-        # Queued before the workers are up, so all four worker processes start on the burst together.
-        for nth in range(8):
-            bounty = first if nth % 2 == 0 else second
-            upload(bounty, png_of(mnist_pixels(7, nth)), Key.generate("testnet").address)
-        wait_until(settled, timeout=150, what="every submission to settle")
-    finally:
-        for worker in workers:
-            stop_worker(worker)
-        forget_queue(broker, QUEUE)
-        default_routes()
+    with private_queue(QUEUE):
+        first = deploy_bounty(runtime, settings, digit=7, slots=3)
+        second = deploy_bounty(runtime, settings, digit=7, slots=2)
+        workers = [
+            start_fault_worker(runtime, FAULT_BROKER_URL, QUEUE, f"race{n}", concurrency=2) for n in range(2)
+        ]
+        try:
+            # Queued before the workers are up, so all four worker processes start on the burst together.
+            for nth in range(8):
+                bounty = first if nth % 2 == 0 else second
+                upload(bounty, png_of(mnist_pixels(7, nth)), Key.generate("testnet").address)
+            wait_until(settled, timeout=150, what="every submission to settle")
+        finally:
+            for worker in workers:
+                stop_worker(worker)
     paid = Submission.objects.filter(state="broadcast")
     assert paid.count() == 5  # exactly the slots there were
     assert set(Submission.objects.filter(state="rejected").values_list("reason", flat=True)) == {

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from bounty_testing import mnist_pixels
 from django.db import InterfaceError, OperationalError, connection
-from test_faults_invariants import check_invariants
+from fault_support import check_invariants
 
 from bounty import chain, images, pipeline, tasks
 from bounty.models import Bounty, ModelVersion, Slot, Submission

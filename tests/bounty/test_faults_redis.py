@@ -12,10 +12,9 @@ import time
 import pytest
 import redis
 from bounty_services import stop_worker
-from bounty_testing import mnist_pixels
-from test_faults_invariants import (
+from bounty_testing import NOT_ON_POSTGRES_RERUN, mnist_pixels
+from fault_support import (
     FAULT_QUEUE,
-    NOT_ON_POSTGRES_RERUN,
     SETTLED,
     check_invariants,
     default_routes,

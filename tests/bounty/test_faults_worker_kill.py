@@ -8,19 +8,14 @@ import signal
 import time
 
 import pytest
-import redis
 from bounty_services import stop_worker
-from bounty_testing import mnist_pixels
-from test_faults_invariants import (
+from bounty_testing import NOT_ON_POSTGRES_RERUN, mnist_pixels
+from fault_support import (
     FAULT_BROKER_URL,
     FAULT_QUEUE,
-    NOT_ON_POSTGRES_RERUN,
     check_invariants,
-    default_routes,
     deploy_bounty,
-    forget_queue,
     png_of,
-    route_tasks_to,
     settled,
     start_fault_worker,
     upload,
@@ -39,16 +34,6 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), NOT
 STEPS = ("slot_reserved", "claim_stored", "broadcast_sent")
 
 
-@pytest.fixture
-def broker():  # type: ignore[no-untyped-def]
-    connection = redis.Redis.from_url(FAULT_BROKER_URL)
-    forget_queue(connection, FAULT_QUEUE)
-    route_tasks_to(FAULT_QUEUE, FAULT_BROKER_URL)
-    yield connection
-    forget_queue(connection, FAULT_QUEUE)
-    default_routes()
-
-
 def left_behind(submission: Submission, step: str) -> None:
     """What the killed worker left, as each step promises: nothing half-done that cannot be finished."""
     submission.refresh_from_db()
@@ -64,7 +49,7 @@ def left_behind(submission: Submission, step: str) -> None:
     assert on_chain == (chain.TxState.MEMPOOL if step == "broadcast_sent" else chain.TxState.UNKNOWN)
 
 
-def test_the_sweeper_finishes_what_a_killed_worker_left_at_each_step(runtime, settings, broker) -> None:  # type: ignore[no-untyped-def]
+def test_the_sweeper_finishes_what_a_killed_worker_left_at_each_step(runtime, settings, fault_broker) -> None:  # type: ignore[no-untyped-def]
     bounty = deploy_bounty(runtime, settings, slots=4)
     killed = []
     for nth, step in enumerate(STEPS):
@@ -79,7 +64,7 @@ def test_the_sweeper_finishes_what_a_killed_worker_left_at_each_step(runtime, se
                 stop_worker(worker)
         left_behind(submission, step)
         killed.append(submission)
-    assert broker.hlen("unacked") >= 1  # the killed tasks were never acknowledged
+    assert fault_broker.hlen("unacked") >= 1  # the killed tasks were never acknowledged
 
     time.sleep(1.2)  # STUCK_AFTER is 1 s for the workers of this test
     worker = start_fault_worker(runtime, FAULT_BROKER_URL, FAULT_QUEUE, "restarted")

@@ -6,6 +6,7 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from redis_databases import redis_url
 
 from bounty.ops import heartbeat, probes
 
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def fresh_heartbeat(settings):  # type: ignore[no-untyped-def]
-    url = settings.REDIS_URL = "redis://127.0.0.1:6379/14"  # /14: ops tests; /13 smoke.sh, /15 end-to-end
+    url = settings.REDIS_URL = redis_url("ops")
     for kind in heartbeat.KINDS:
         heartbeat.record(kind)
     yield

@@ -11,17 +11,16 @@ import subprocess
 import sys
 
 import pytest
-from bounty_testing import ROOT
+from bounty_testing import ON_POSTGRES_RERUN, ROOT
 
 POSTGRES_URL = os.environ.get("BOUNTY_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
-NESTED = "BOUNTY_SUITE_ON_POSTGRES"
 
 
 @pytest.mark.services
-@pytest.mark.skipif(os.environ.get(NESTED) == "1", reason="already the PostgreSQL run")
+@pytest.mark.skipif(os.environ.get(ON_POSTGRES_RERUN) == "1", reason="already the PostgreSQL run")
 @pytest.mark.timeout(1800)
 def test_it_passes_the_bounty_suite_on_postgresql() -> None:
-    environment = {**os.environ, "DATABASE_URL": POSTGRES_URL, NESTED: "1"}
+    environment = {**os.environ, "DATABASE_URL": POSTGRES_URL, ON_POSTGRES_RERUN: "1"}
     command = [
         sys.executable,
         "-m",

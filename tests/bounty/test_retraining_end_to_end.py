@@ -5,7 +5,6 @@ refused by the lock."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 import redis
 from bounty_services import Runtime, start_worker, stop_worker, use_broker, wait_for_worker
 from bounty_testing import mnist_test_set, model_artifact
+from redis_databases import redis_url
 
 from bounty import chain
 from bounty.celery import app as celery_app
@@ -34,7 +34,7 @@ SHORT_ENVIRONMENT = {
 }
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-REDIS_URL = os.environ.get("RETRAINING_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_URL = redis_url("retraining")
 
 
 class RetrainRuntime(Runtime):
