@@ -84,9 +84,9 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
     from PIL import Image
 
     from bounty import chain
+    from bounty.classify import reference_model
     from bounty.funding import fund_and_deploy
     from bounty.models import Bounty, ModelVersion, Submission
-    from bounty.pipeline import reference_model
     from classifier.data import load_mnist
     from contracts.address import parse_address
     from contracts.keys import Key

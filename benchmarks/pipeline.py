@@ -46,9 +46,10 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
 
     from bounty import chain, images
     from bounty.celery import app
+    from bounty.classify import reference_model
     from bounty.funding import fund_and_deploy
     from bounty.models import Bounty, ModelVersion, Submission
-    from bounty.pipeline import enqueue, reference_model
+    from bounty.queue import enqueue
     from classifier.data import load_mnist
     from contracts.keys import Key
 

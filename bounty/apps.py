@@ -1,4 +1,4 @@
-"""The Django app, and the system checks that validate its configuration at start-up."""
+"""The Django app, the system checks that validate its configuration at start-up, and its tasks."""
 
 from django.apps import AppConfig
 
@@ -8,4 +8,6 @@ class BountyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from bounty import checks  # noqa: F401  (registers the checks)
+        # Registers the system checks, and the tasks with the Celery app in every process that runs Django,
+        # not only in workers: `bounty.queue` calls a task by its registered name.
+        from bounty import checks, tasks  # noqa: F401

@@ -19,8 +19,8 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from bounty import chain
+from bounty.confirmations import apply_status
 from bounty.models import Transaction
-from bounty.pipeline import apply_status
 
 log = logging.getLogger(__name__)
 MAX_CALLBACK_BYTES = 1_000_000

@@ -1,15 +1,16 @@
-"""Celery tasks: thin wrappers that receive ids only and call `bounty.pipeline`."""
+"""Celery tasks: thin wrappers that receive ids only and call the pipeline, the poller and the sweeper."""
 
 from __future__ import annotations
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from bounty import limits, pipeline
+from bounty import confirmations, limits, pipeline, sweeper
+from bounty.payouts import TryLater
 
 # The database went away mid-task (a restart, a failover, a dropped connection): the work is idempotent, so
 # try again soon; Celery's Django fixup opens a fresh connection for the next run.
-TRANSIENT = (pipeline.TryLater, OperationalError, InterfaceError)
+TRANSIENT = (TryLater, OperationalError, InterfaceError)
 
 
 @shared_task(bind=True, max_retries=30, acks_late=True)
@@ -22,12 +23,12 @@ def process_submission(self, submission_id: int) -> str:  # type: ignore[no-unty
 
 @shared_task
 def poll_confirmations() -> int:
-    return pipeline.poll_confirmations()
+    return confirmations.poll_confirmations()
 
 
 @shared_task
 def sweep() -> dict[str, int]:
-    return pipeline.sweep()
+    return sweeper.sweep()
 
 
 @shared_task

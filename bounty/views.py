@@ -12,7 +12,7 @@ from django.urls import Resolver404, resolve
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from bounty import images, limits, pipeline
+from bounty import images, limits
 from bounty.forms import (
     SubmissionForm,
     address_problem,
@@ -24,6 +24,7 @@ from bounty.forms import (
 from bounty.models import Bounty, Submission
 from bounty.models.submissions import network_of
 from bounty.presenters import status_payload
+from bounty.queue import enqueue
 
 
 def max_request_bytes() -> int:
@@ -195,7 +196,7 @@ def create_submission(bounty: Bounty, data: dict, ip: str | None) -> Submission:
         submission.original.save(data["original_name"], ContentFile(data["original_bytes"]), save=False)
         submission.save()
         limits.note_stored(len(data["original_bytes"]))
-        transaction.on_commit(lambda: pipeline.enqueue(submission.pk))
+        transaction.on_commit(lambda: enqueue(submission.pk))
     return submission
 
 

@@ -14,6 +14,7 @@ from django.utils.html import format_html
 
 from bounty import images, payouts, pipeline
 from bounty.models import Reason, Submission
+from bounty.queue import enqueue
 
 
 def thumbnail(submission: Submission, size: int) -> str:
@@ -61,7 +62,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         for submission in queryset.filter(state=Submission.State.STALLED):
             try:
                 if payouts.retry_stalled(submission):
-                    pipeline.enqueue(submission.pk)
+                    enqueue(submission.pk)
                     retried += 1
             except payouts.TryLater as error:
                 self.message_user(request, f"The chain cannot be reached: {error}", messages.ERROR)

@@ -58,7 +58,7 @@ class Submission(models.Model):
         PENDING = "pending"
 
     class SecondOpinion(models.TextChoices):
-        """What the unpublished second model said (bounty.pipeline.ask_second_opinion)."""
+        """What the unpublished second model said (bounty.classify.ask_second_opinion)."""
 
         NOT_ASKED = "", "not asked"
         AGREES = "agrees", "reads the claimed digit"
@@ -172,9 +172,11 @@ class Submission(models.Model):
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     def advance(self, to: str, **fields: object) -> bool:
-        """Move to state `to` if the row is still in the state this object holds; False if it was not.
+        """Move to state `to` if the row is still in the state this object holds; False if it was not, and
+        the object then holds the row as it is now.
 
-        A second worker running the same step finds the row already moved and does nothing.
+        A second worker running the same step finds the row already moved, does nothing, and carries on from
+        the state that worker left.
         """
         if to not in self.TRANSITIONS[self.state]:
             raise ValueError(f"a {self.state} submission cannot become {to}")
@@ -182,10 +184,12 @@ class Submission(models.Model):
         changes: dict[str, object] = {"state": to, "updated": now, **fields}
         changes[self.TIMESTAMPS[to]] = now
         moved = Submission.objects.filter(pk=self.pk, state=self.state).update(**changes)
-        if moved:
-            for name, value in changes.items():
-                setattr(self, name, value)
-        return moved == 1
+        if not moved:
+            self.refresh_from_db()
+            return False
+        for name, value in changes.items():
+            setattr(self, name, value)
+        return True
 
     def reject(self, reason: Reason, detail: str = "") -> bool:
         return self.advance(Submission.State.REJECTED, reason=reason, reason_detail=detail[:300])

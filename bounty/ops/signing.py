@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from bounty import chain
 from bounty.models import Bounty, Slot, Transaction
-from bounty.pipeline import TryLater, send
+from bounty.payouts import TryLater, send
 from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address, sha256d
 from contracts.chain import Utxo
 from contracts.errors import ContractsError

@@ -14,6 +14,7 @@ from functools import cache
 import numpy as np
 from django.db.models import Q
 
+from bounty.classify import reference_model
 from bounty.models import ModelVersion, Submission
 from bounty.retraining import conf
 from bounty.retraining.models import CollectedImage, RetrainingRun
@@ -61,8 +62,6 @@ def neighbour_labels(images: np.ndarray, k: int) -> np.ndarray:
 
 def screen_new(run: RetrainingRun | None, version: ModelVersion | None) -> dict[str, int]:
     """Give every labelled submission not seen before its role; returns how many got each role."""
-    from bounty.pipeline import reference_model
-
     seen = set(CollectedImage.objects.values_list("submission_id", flat=True))
     known_hashes = set(CollectedImage.objects.values_list("pixel_sha256", flat=True))
     fresh = [s for s in labelled_submissions().order_by("pk") if s.pk not in seen]

@@ -12,7 +12,7 @@ from bounty_testing import BaseTestCase, mnist_pixels, model_artifact
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
-from bounty import pipeline
+from bounty import pipeline, sweeper
 from bounty.models import Submission
 
 
@@ -60,7 +60,7 @@ class AdversarialImageTestCase(BaseTestCase):
             self.assertEqual((submission.predicted_digit, submission.state), (7, "held"))
             self.assertEqual((submission.hold, submission.second_opinion), ("second_opinion", "disagrees"))
             self.assertEqual(self.bounty.slots.filter(state="free").count(), 3)
-            self.assertEqual(pipeline.sweep()["held_released"], 0)  # waits for a person, not a window
+            self.assertEqual(sweeper.sweep()["held_released"], 0)  # waits for a person, not a window
         self.assertEqual(Submission.objects.get(pk=submission.pk).state, "held")
 
     def test_the_second_opinion_lets_a_genuine_seven_through(self) -> None:

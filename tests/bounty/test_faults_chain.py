@@ -13,7 +13,7 @@ import requests
 from bounty_testing import ChainTestCase, mnist_pixels, tamper_stored_claim
 from fault_support import check_invariants
 
-from bounty import chain, pipeline
+from bounty import chain, confirmations, payouts, pipeline, sweeper
 from bounty.models import Slot, Submission, Transaction
 from contracts.ledger import LocalLedger
 from contracts.ledger_http import LedgerService
@@ -137,12 +137,12 @@ class ChainFaultTestCase(ChainTestCase):
         submission = self.submit()
         port = self.ledger_service.server.server_address[1]
         self.ledger_service.stop()
-        with self.assertRaises(pipeline.TryLater):
+        with self.assertRaises(payouts.TryLater):
             pipeline.process(submission.pk)
         submission.refresh_from_db()
         self.assertEqual((submission.state, submission.claim_tx.status), ("verified", "stored"))  # type: ignore[union-attr]
         self.assertEqual(Slot.objects.get(submission=submission).state, "reserved")
-        with self.assertRaises(pipeline.TryLater):  # still down: nothing changes, nothing is lost
+        with self.assertRaises(payouts.TryLater):  # still down: nothing changes, nothing is lost
             pipeline.process(submission.pk)
         self.ledger_service = LedgerService(
             LocalLedger(self.settings_value("LEDGER_DIR")), port=port, dev=True
@@ -157,7 +157,7 @@ class ChainFaultTestCase(ChainTestCase):
         self.assertEqual(self.proxy.broadcasts, 3)
         self.proxy.faults = ["503"] * 8  # more than one call retries: the task is retried later
         second = self.submit(1)
-        with self.assertRaises(pipeline.TryLater):
+        with self.assertRaises(payouts.TryLater):
             pipeline.process(second.pk)
         self.proxy.faults = []
         self.assertEqual(pipeline.process(second.pk), "broadcast")
@@ -201,10 +201,10 @@ class ChainFaultTestCase(ChainTestCase):
             return forgotten if txid == tx.txid else real(txid)
 
         with mock.patch.object(chain, "status", autospec=True, side_effect=forgets_the_claim):
-            pipeline.poll_confirmations()
+            confirmations.poll_confirmations()
         self.assertEqual(Transaction.objects.get(pk=tx.pk).status, "stored")
         before = self.proxy.broadcasts
-        pipeline.sweep()
+        sweeper.sweep()
         self.assertEqual(
             (Transaction.objects.get(pk=tx.pk).status, self.proxy.broadcasts), ("broadcast", before + 1)
         )

@@ -19,7 +19,7 @@ from fault_support import (
     wait_until,
 )
 
-from bounty import chain, pipeline
+from bounty import chain, confirmations, payouts, sweeper
 from bounty.models import Submission
 from contracts.address import parse_address
 from contracts.keys import Key
@@ -33,9 +33,9 @@ def all_confirmed() -> bool:
     """One round of what beat does (a block, the poll, the sweeper), then: is every submission done?"""
     chain.mine(1)
     try:
-        pipeline.poll_confirmations()
-        pipeline.sweep()
-    except pipeline.TryLater:
+        confirmations.poll_confirmations()
+        sweeper.sweep()
+    except payouts.TryLater:
         return False
     states = set(Submission.objects.values_list("state", flat=True))
     return states <= {Submission.State.CONFIRMED, Submission.State.REJECTED}

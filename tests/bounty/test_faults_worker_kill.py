@@ -24,8 +24,8 @@ from fault_support import (
 
 from bounty import chain
 from bounty.celery import app as celery_app
+from bounty.faults import FAULT_ENV
 from bounty.models import Slot, Submission, Transaction
-from bounty.pipeline import FAULT_ENV
 from contracts.keys import Key
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), NOT_ON_POSTGRES_RERUN]

@@ -12,7 +12,7 @@ from bounty_testing import ChainTestCase, mnist_pixels
 from django.db.models import Q
 from django.test import TestCase
 
-from bounty import chain, funding, keys
+from bounty import chain, funding, keys, sweeper
 from bounty.funding import publish_deploys, refund_unused, resume_deploy
 from bounty.models import Bounty, Slot, Transaction
 from bounty.payouts import send as real_send
@@ -288,15 +288,13 @@ class ResumeFromOutsideTestCase(StrandedMoneyCase):
         self.assert_nothing_stranded()
 
     def test_the_sweeper_sends_a_rebuilt_deploy_that_waited_for_the_chain(self) -> None:
-        from bounty import pipeline
-
         bounty = self.draft(5)
         self.deploy_split(bounty, then=spend_from_wallet)
         self.ledger_busy_once()
         waiting = resume_deploy(bounty)  # rebuilt and stored, but the chain answered "busy"
         assert waiting is not None
         self.assertEqual(waiting.status, Transaction.Status.STORED)
-        pipeline.sweep()
+        sweeper.sweep()
         waiting.refresh_from_db()
         self.assertEqual(waiting.status, Transaction.Status.BROADCAST)
         bounty.refresh_from_db()

@@ -8,7 +8,7 @@ import json
 import numpy as np
 from bounty_testing import ChainTestCase, mnist_pixels
 
-from bounty import chain, payouts, pipeline
+from bounty import chain, confirmations, payouts, pipeline, sweeper
 from bounty.models import Reason, Slot, Submission, Transaction
 from contracts.ledger import LocalLedger
 
@@ -41,7 +41,7 @@ class PayoutTestCase(ChainTestCase):
         """A block, the poll (callbacks run what it queues), and the worker picking the submissions up."""
         chain.mine(1)
         with self.captureOnCommitCallbacks(execute=False) as queued:
-            pipeline.poll_confirmations()
+            confirmations.poll_confirmations()
         assert len(queued) <= len(Submission.objects.all())
         for submission in Submission.objects.filter(state=Submission.State.CHECKED):
             pipeline.process(submission.pk)
@@ -248,11 +248,11 @@ class SweeperBatchTestCase(PayoutTestCase):
         fresh = LocalLedger(self.ledger.data_dir.parent / "forgetful", fee_rate=self.ledger.fee_rate)
         # The chain forgot both (a restarted node): the poll sets them back to stored.
         with mock.patch.object(chain, "status", autospec=True, side_effect=lambda txid: fresh.status(txid)):
-            pipeline.poll_confirmations()
+            confirmations.poll_confirmations()
         self.assertEqual(Transaction.objects.filter(kind="claim", status="stored").count(), 2)
         real = chain.broadcast_many
         with mock.patch.object(chain, "broadcast_many", autospec=True, side_effect=real) as batch:
-            self.assertEqual(pipeline.sweep()["resent"], 2)
+            self.assertEqual(sweeper.sweep()["resent"], 2)
         self.assertEqual(batch.call_count, 1)
         self.assertEqual(len(batch.call_args.args[0]), 2)
         self.assertEqual(Transaction.objects.filter(kind="claim", status="broadcast").count(), 2)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 from bounty_testing import ChainTestCase, mnist_pixels, tamper_stored_claim
 
-from bounty import chain, pipeline
+from bounty import chain, confirmations, pipeline, sweeper
 from bounty.models import Bounty, Reason, Slot, Submission, Transaction
 from contracts.address import parse_address
 from contracts.txverify import parse_transaction
@@ -32,7 +32,7 @@ class PipelineTestCase(ChainTestCase):
         submission = self.submit(mnist_pixels(7))
         pipeline.process(submission.pk)
         chain.mine(1)
-        pipeline.poll_confirmations()
+        confirmations.poll_confirmations()
         submission.refresh_from_db()
         self.assertEqual(submission.state, "confirmed")
         assert submission.claim_tx is not None
@@ -157,7 +157,7 @@ class PipelineTestCase(ChainTestCase):
         submission = self.submit(mnist_pixels(7))
         Slot.reserve(self.live, submission.pk)
         Submission.objects.filter(pk=submission.pk).update(state="rejected", reason="reviewer")
-        self.assertEqual(pipeline.sweep()["released"], 1)
+        self.assertEqual(sweeper.sweep()["released"], 1)
         self.assertEqual(self.live.slots.filter(state="free").count(), 3)
 
     def test_the_sweeper_requeues_stuck_submissions(self) -> None:
@@ -168,7 +168,7 @@ class PipelineTestCase(ChainTestCase):
 
             app.conf.task_always_eager = True
             try:
-                self.assertEqual(pipeline.sweep()["requeued"], 1)
+                self.assertEqual(sweeper.sweep()["requeued"], 1)
             finally:
                 app.conf.task_always_eager = False
         self.assertEqual(Submission.objects.get(pk=submission.pk).state, "broadcast")

@@ -10,7 +10,7 @@ from bounty_testing import ChainTestCase, mnist_pixels
 from django.conf import settings
 from django.core.checks import run_checks
 
-from bounty import pipeline
+from bounty import pipeline, sweeper
 from bounty.models import Submission, Transaction
 from classifier import second_opinion
 
@@ -66,7 +66,7 @@ class SecondOpinionGateTestCase(ChainTestCase):
         with mock.patch.object(second_opinion, "agrees", autospec=True, return_value=False):
             pipeline.process(submission.pk)
         Submission.objects.filter(pk=submission.pk).update(held_at=submission.received_at - timedelta(days=1))
-        self.assertEqual(pipeline.sweep()["held_released"], 0, "waits for a person, not for the window")
+        self.assertEqual(sweeper.sweep()["held_released"], 0, "waits for a person, not for the window")
         with self.captureOnCommitCallbacks(execute=False):
             self.assertTrue(pipeline.approve(Submission.objects.get(pk=submission.pk)))
         self.assertEqual(pipeline.process(submission.pk), "broadcast")
