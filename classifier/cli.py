@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from classifier import drawn
 from classifier.errors import ClassifierError
 from classifier.integer_model import IntegerModel
 from classifier.train import TrainingOptions
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", type=Path, nargs="+")
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=run_predict)
+    drawn.add_command(commands)  # the drawn-style evaluation set keeps its command beside its code
     return parser
 
 
