@@ -166,10 +166,13 @@ class MigrationStep(models.Model):
         return f"bounty #{self.bounty_id}: {self.state}"
 
     def advance(self, frm: str, to: str, **fields: object) -> bool:
-        """Conditional update: False if another process moved this step first."""
+        """Conditional update: False if another process moved this step first, and the object then holds
+        the row as that process left it."""
         fields.update(state=to, updated=timezone.now())
         moved = MigrationStep.objects.filter(pk=self.pk, state=frm).update(**fields)
-        if moved:
-            for name, value in fields.items():
-                setattr(self, name, value)
-        return moved == 1
+        if not moved:
+            self.refresh_from_db()
+            return False
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return True

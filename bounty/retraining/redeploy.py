@@ -123,8 +123,6 @@ def pause(step: MigrationStep) -> None:
         paused = Bounty.objects.values_list("paused", flat=True).get(pk=step.bounty_id)
         if step.advance(Step.PENDING, Step.DRAINING, was_paused=paused):
             Bounty.objects.filter(pk=step.bounty_id).update(paused=True)
-        else:
-            step.refresh_from_db()
 
 
 def take(step: MigrationStep) -> None:
@@ -197,7 +195,7 @@ def store(step: MigrationStep, target: ModelVersion) -> None:
     """Build and verify the migration transaction(s) and store them before any broadcast. With the admin
     key off this server, prepare them unsigned instead and wait for an admin (`prepare_for_signing`)."""
     if not step.slot_ids:
-        step.advance(Step.TAKEN, Step.BROADCAST) or step.refresh_from_db()
+        step.advance(Step.TAKEN, Step.BROADCAST)
         return
     if not keys.admin_key_on_server():
         prepare_for_signing(step, target, taken_slots(step), Step.TAKEN)
@@ -304,7 +302,7 @@ def prepare_for_signing(step: MigrationStep, target: ModelVersion, slots: list[S
     prepared = building(step, prepare, give_up=frm == Step.TAKEN)
     if prepared is not None:
         detail = "waiting for an admin to sign the migration at /ops/sign/"
-        step.advance(frm, Step.SIGNING, unsigned=prepared, detail=detail) or step.refresh_from_db()
+        step.advance(frm, Step.SIGNING, unsigned=prepared, detail=detail)
 
 
 def unsigned_migrations(step: MigrationStep) -> list[tuple[UnsignedMigration, list[int]]]:
@@ -409,7 +407,7 @@ def broadcast(step: MigrationStep) -> None:
         if move_the_rest(step):
             broadcast(step)
         return
-    step.advance(Step.STORED, Step.BROADCAST, **totals(accepted_migrations(step))) or step.refresh_from_db()
+    step.advance(Step.STORED, Step.BROADCAST, **totals(accepted_migrations(step)))
 
 
 def record_slots(step: MigrationStep, tx: Transaction) -> None:
@@ -567,7 +565,6 @@ def complete(step: MigrationStep, target: ModelVersion) -> None:
             )
         if not step.advance(Step.BROADCAST, Step.DONE, detail=f"{step.new_slots} slot(s) on {target.name}"):
             transaction.set_rollback(True)
-            step.refresh_from_db()
 
 
 def give_back(step: MigrationStep, state: str, detail: str) -> None:
