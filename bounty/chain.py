@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,8 +18,8 @@ import numpy as np
 from django.conf import settings
 
 from bounty import keys
-from contracts import transactions
-from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address
+from contracts import refunds, transactions
+from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address, sha256d
 from contracts.arc import parse_tx_status
 from contracts.chain import ChainBackend, TxState, TxStatus, Utxo
 from contracts.errors import (
@@ -33,8 +34,9 @@ from contracts.errors import (
 )
 from contracts.fees import FeeRate
 from contracts.model import IntegerModel
+from contracts.refunds import UnsignedRefund
 from contracts.slot import SlotContract
-from contracts.transactions import BuiltTransaction
+from contracts.transactions import BuiltTransaction, UnsignedMigration
 from contracts.txverify import parse_transaction
 
 if TYPE_CHECKING:
@@ -43,14 +45,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "BuiltTransaction",
     "ChainError",
     "ChainUnavailable",
     "ContractsError",
     "DoubleSpend",
+    "SlotContract",
     "TransactionNotFound",
     "TransactionRejected",
     "TxState",
     "TxStatus",
+    "UnsignedMigration",
+    "UnsignedRefund",
+    "Utxo",
+    "sha256d",
 ]
 
 
@@ -180,6 +188,12 @@ def public_keys() -> tuple[str, str]:
     return keys.operator_key().public_key.hex(), keys.admin_public_key()
 
 
+def address_of_script(script: bytes) -> str | None:
+    """The P2PKH address `script` pays on the configured network, or None for any other script."""
+    hash160 = hash160_of_p2pkh_script(script)
+    return address_from_hash160(hash160, settings.NETWORK) if hash160 else None
+
+
 def describe(raw_hex: str) -> tuple[list[tuple[str, int, int]], list[tuple[int, int, str]]]:
     """Inputs (txid, vout, unlocking bytes) and outputs (index, satoshis, kind), for the admin's explorer."""
     tx = parse_transaction(bytes.fromhex(raw_hex))
@@ -194,12 +208,8 @@ def describe(raw_hex: str) -> tuple[list[tuple[str, int, int]], list[tuple[int, 
     outputs = []
     for index, out in enumerate(tx.outputs):
         script = out.locking_script.serialize()
-        hash160 = hash160_of_p2pkh_script(script)
-        kind = (
-            f"pays {address_from_hash160(hash160, settings.NETWORK)}"
-            if hash160
-            else f"contract, {len(script):,} bytes"
-        )
+        address = address_of_script(script)
+        kind = f"pays {address}" if address else f"contract, {len(script):,} bytes"
         outputs.append((index, out.satoshis, kind))
     return inputs, outputs
 
@@ -234,6 +244,11 @@ def bounty_contract(bounty: Bounty) -> SlotContract:
     return slot_contract(
         bounty.model_version.artifact, bounty.digit, bounty.operator_pubkey, bounty.admin_pubkey
     )
+
+
+def claim_fee(contract: SlotContract, rate: int) -> int:
+    """What a slot of `contract` reserves for its claim's fee at `rate` sat/kB."""
+    return contract.claim_fee(FeeRate(rate))
 
 
 def claim_cost(version: ModelVersion, digit: int, rate: int) -> dict[str, int]:
@@ -291,14 +306,85 @@ def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes) 
     return _built(built)
 
 
-def build_refund(bounty: Bounty, slots: list[Slot], to_address: str) -> Built:
-    """Sweep `slots` through the admin branch to `to_address`."""
-    contract = bounty_contract(bounty)
-    utxos = [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, contract.locking_script) for s in slots]
+def slot_utxos(contract: SlotContract, slots: Sequence[Slot]) -> list[Utxo]:
+    """The outputs `slots` are on the chain, locked by `contract`."""
+    return [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, contract.locking_script) for s in slots]
+
+
+# -- refunds: prepared, signed here (admin key on the server) or offline, verified ---------------------------
+
+
+def prepare_refund(bounty: Bounty, slots: Sequence[Slot], to_address: str) -> UnsignedRefund:
+    """The unsigned refund of `slots` to `to_address` at the bounty's fee rate; ContractsError when it
+    cannot be built (too little money, a bad address)."""
+    utxos = slot_utxos(bounty_contract(bounty), slots)
     try:
-        built = transactions.build_refund(
-            utxos, keys.admin_key(), to_address, fee_rate=FeeRate(bounty.fee_rate), network=settings.NETWORK
+        return refunds.prepare_refund(
+            utxos, to_address, fee_rate=FeeRate(bounty.fee_rate), network=settings.NETWORK
         )
     except ValueError as error:
         raise ContractsError(str(error)) from error
-    return _built(built)
+
+
+def sign_refund(bounty: Bounty, unsigned: UnsignedRefund, signatures: Sequence[bytes]) -> Built:
+    """The refund with the admin's signatures in place, verified; ContractsError when it does not verify."""
+    try:
+        return _built(unsigned.sign(signatures, fee_rate=FeeRate(bounty.fee_rate)))
+    except ValueError as error:
+        raise ContractsError(str(error)) from error
+
+
+def build_refund(bounty: Bounty, slots: list[Slot], to_address: str) -> Built:
+    """Sweep `slots` through the admin branch to `to_address`, signed with the admin key on this server."""
+    unsigned = prepare_refund(bounty, slots, to_address)
+    admin = keys.admin_key()
+    return sign_refund(bounty, unsigned, [admin.sign_preimage(p) for p in unsigned.admin_preimages()])
+
+
+# -- migrations to another model ------------------------------------------------------------------------
+
+
+def migration_groups(
+    slots: Sequence[Slot], old: SlotContract, new: SlotContract
+) -> list[tuple[list[Slot], list[Utxo]]]:
+    """`slots` in groups that fit one migration transaction each, with the outputs they are."""
+    chunk = transactions.migration_slots_per_transaction(new)
+    groups = []
+    for first in range(0, len(slots), chunk):
+        group = list(slots[first : first + chunk])
+        groups.append((group, slot_utxos(old, group)))
+    return groups
+
+
+def prepare_migration(
+    bounty: Bounty, slots: Sequence[Utxo], new: SlotContract, funding: Sequence[Utxo]
+) -> UnsignedMigration:
+    """The unsigned migration of `slots` into new slots of `new`: each old slot becomes one new slot, the
+    operator wallet's `funding` coins top it up (largest first), the change goes back to the wallet."""
+    return transactions.prepare_migration(
+        slots, new, bounty.reward, operator_address(), fee_rate=FeeRate(bounty.fee_rate), funding=funding,
+        network=settings.NETWORK,
+    )  # fmt: skip
+
+
+def build_migration(
+    bounty: Bounty, slots: Sequence[Utxo], new: SlotContract, funding: Sequence[Utxo]
+) -> BuiltTransaction:
+    """`prepare_migration` signed with the admin key on this server and the operator's key, verified."""
+    operator = keys.operator_key()
+    return transactions.build_migration(
+        slots, keys.admin_key(), new, bounty.reward, operator.address, fee_rate=FeeRate(bounty.fee_rate),
+        funding=(funding, operator), network=settings.NETWORK,
+    )  # fmt: skip
+
+
+def sign_migration(
+    bounty: Bounty, unsigned: UnsignedMigration, admin_signatures: Sequence[bytes]
+) -> BuiltTransaction:
+    """A prepared migration with the admin's signatures in place and the wallet's coins signed, verified."""
+    return unsigned.sign(admin_signatures, keys.operator_key(), fee_rate=FeeRate(bounty.fee_rate))
+
+
+def operator_coins() -> list[Utxo]:
+    """The operator wallet's spendable coins, as the backend reports them now."""
+    return backend().utxos(operator_address())

@@ -4,10 +4,9 @@ When the admin key is kept off the server (ADMIN_KEY unset), the service still k
 signatures: which free slots a bounty has, their locking script (compiled from the public keys stored on the
 bounty) and the refund transaction to build. For each input it shows the BIP143 sighash preimage; the admin
 signs it offline with SIGHASH_ALL|FORKID (`contracts.keys.Key.sign_preimage`) and pastes the signatures
-back. The service then assembles the unlocking scripts (`<signature> OP_0`, the admin branch), verifies the
-whole transaction with the interpreter exactly as `contracts.transactions.build_refund` does, stores it and
-broadcasts it like any refund. The transaction has the same shape as `build_refund`'s: one output to the
-refund address, the fee computed for the largest signatures.
+back. The refund is `chain.prepare_refund` (contracts' `UnsignedRefund`), the same one the admin key on the
+server signs at once; `chain.sign_refund` puts the signatures in place (`<signature> OP_0`, the admin branch)
+and verifies the whole transaction with the interpreter; it is then stored and broadcast like any refund.
 
 Migrations of a redeployment wait the same way (`bounty.retraining.redeploy`: a step in the signing state);
 they share `inputs_to_sign`, `parse_signatures` and the page's table of preimages with refunds.
@@ -24,8 +23,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bsv import Transaction as SdkTransaction
-from bsv.script.script import Script
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -33,21 +30,6 @@ from django.utils import timezone
 from bounty import chain
 from bounty.models import Bounty, Slot, Transaction
 from bounty.payouts import TryLater, send
-from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address, sha256d
-from contracts.chain import Utxo
-from contracts.errors import ContractsError
-from contracts.fees import FeeRate
-from contracts.slot import SlotContract
-from contracts.transactions import (
-    DUST,
-    REFUND_UNLOCKING_MAX,
-    TX_VERSION,
-    UnsignedMigration,
-    finish,
-    tx_bytes,
-    unsigned_input,
-)
-from contracts.txverify import output
 
 
 class SigningError(Exception):
@@ -90,6 +72,9 @@ class TransactionToSign:
 
 @dataclass(frozen=True)
 class UnsignedRefund:
+    """A refund waiting for the admin's signatures, as the page and the signing request show it; `unsigned`
+    is the transaction itself (`chain.UnsignedRefund`), rebuilt the same from the same free slots."""
+
     bounty_id: int
     slot_ids: tuple[int, ...]
     to_address: str
@@ -124,12 +109,11 @@ def outputs_in_words(
     wallet = refund_address()
     rows = []
     for index, (script, satoshis) in enumerate(outputs):
-        hash160 = hash160_of_p2pkh_script(script)
-        if hash160 is None:
+        address = chain.address_of_script(script)
+        if address is None:
             what = slot_words or "a script that is not an address"
             rows.append(OutputToPay(index, "", satoshis, bounty_id, what))
             continue
-        address = address_from_hash160(hash160, settings.NETWORK)
         what = "the operator wallet" if address == wallet else "NOT the operator wallet"
         rows.append(OutputToPay(index, address, satoshis, bounty_id, what))
     return rows
@@ -141,8 +125,7 @@ def committed_outputs(preimage: bytes) -> bytes:
 
 
 def transaction_to_sign(
-    tx: SdkTransaction,
-    preimages: Sequence[bytes],
+    unsigned: chain.UnsignedRefund | chain.UnsignedMigration,
     inputs: Sequence[InputToSign],
     bounty_id: int,
     slot_words: str = "",
@@ -150,35 +133,25 @@ def transaction_to_sign(
     """A transaction's inputs to sign beside its outputs in words, read from the transaction itself, after
     checking that every preimage commits to exactly these outputs: what the page says is paid is what a
     signature allows to be paid."""
-    hash_outputs = sha256d(b"".join(out.serialize() for out in tx.outputs))
-    if any(committed_outputs(preimage) != hash_outputs for preimage in preimages):
+    tx = unsigned.transaction()
+    hash_outputs = chain.sha256d(b"".join(out.serialize() for out in tx.outputs))
+    if any(committed_outputs(bytes.fromhex(row.preimage)) != hash_outputs for row in inputs):
         raise SigningError("a preimage does not commit to the outputs shown: nothing to sign")
     script_outputs = [(out.locking_script.serialize(), out.satoshis) for out in tx.outputs]
     outputs = outputs_in_words(script_outputs, bounty_id, slot_words)
     return TransactionToSign(tuple(inputs), tuple(outputs), hash_outputs.hex(), tx.serialize().hex())
 
 
-def _utxos(bounty: Bounty, slots: list[Slot]) -> list[Utxo]:
-    contract = chain.bounty_contract(bounty)
-    return [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, contract.locking_script) for s in slots]
-
-
-def _unsigned(bounty: Bounty, slots: list[Slot], to_address: str) -> tuple[SdkTransaction, list[Utxo], int]:
+def _unsigned(bounty: Bounty, slots: list[Slot], to_address: str) -> chain.UnsignedRefund:
     if not slots:
         raise SigningError(f"bounty #{bounty.pk} has no free slots to refund")
     problem = chain.address_problem(to_address)
     if problem:
         raise SigningError(problem)
-    utxos = _utxos(bounty, slots)
-    total = sum(u.satoshis for u in utxos)
-    fee = FeeRate(bounty.fee_rate).fee_for(tx_bytes([REFUND_UNLOCKING_MAX] * len(utxos), [25]))
-    if total - fee < DUST:
-        raise SigningError(f"the free slots hold {total} sat, not enough for the {fee} sat fee")
-    payee = parse_address(to_address, settings.NETWORK)
-    tx = SdkTransaction(
-        [unsigned_input(u) for u in utxos], [output(payee.locking_script(), total - fee)], version=TX_VERSION
-    )
-    return tx, utxos, fee
+    try:
+        return chain.prepare_refund(bounty, slots, to_address)
+    except chain.ContractsError as error:
+        raise SigningError(f"the free slots cannot pay the refund: {error}") from error
 
 
 def free_slots(bounty: Bounty, slot_ids: list[int] | None = None) -> list[Slot]:
@@ -188,11 +161,15 @@ def free_slots(bounty: Bounty, slot_ids: list[int] | None = None) -> list[Slot]:
     return list(slots.order_by("pk"))
 
 
-def inputs_to_sign(preimages: Sequence[bytes], utxos: Sequence[Utxo], first: int = 0) -> list[InputToSign]:
+def inputs_to_sign(
+    preimages: Sequence[bytes], utxos: Sequence[chain.Utxo], first: int = 0
+) -> list[InputToSign]:
     """What the admin signs, one row per input: `preimages[i]` is that of the input spending `utxos[i]`;
     rows are numbered from `first` (a page listing several transactions numbers them in signing order)."""
     return [
-        InputToSign(first + index, f"{u.txid}:{u.vout}", u.satoshis, preimage.hex(), sha256d(preimage).hex())
+        InputToSign(
+            first + index, f"{u.txid}:{u.vout}", u.satoshis, preimage.hex(), chain.sha256d(preimage).hex()
+        )
         for index, (preimage, u) in enumerate(zip(preimages, utxos, strict=True))
     ]
 
@@ -210,24 +187,23 @@ def parse_signatures(texts: Sequence[str], expected: int) -> list[bytes]:
 
 def prepare_refund(bounty: Bounty, to_address: str) -> UnsignedRefund:
     slots = free_slots(bounty)
-    tx, utxos, fee = _unsigned(bounty, slots, to_address)
-    preimages = [tx.preimage(index) for index in range(len(utxos))]
-    inputs = inputs_to_sign(preimages, utxos)
+    unsigned = _unsigned(bounty, slots, to_address)
+    inputs = inputs_to_sign(unsigned.admin_preimages(), unsigned.spent)
     return UnsignedRefund(
         bounty_id=bounty.pk,
         slot_ids=tuple(s.pk for s in slots),
         to_address=to_address,
-        fee=fee,
-        amount=sum(u.satoshis for u in utxos) - fee,
-        unsigned_hex=tx.serialize().hex(),
+        fee=unsigned.fee,
+        amount=unsigned.amount,
+        unsigned_hex=unsigned.transaction().serialize().hex(),
         inputs=tuple(inputs),
         admin_pubkey=bounty.admin_pubkey,
-        transaction=transaction_to_sign(tx, preimages, inputs, bounty.pk),
+        transaction=transaction_to_sign(unsigned, inputs, bounty.pk),
     )
 
 
 def migration_transactions(
-    bounty: Bounty, target_name: str, migrations: Sequence[UnsignedMigration]
+    bounty: Bounty, target_name: str, migrations: Sequence[chain.UnsignedMigration]
 ) -> list[TransactionToSign]:
     """A migration's transactions as the page shows them; inputs numbered in signing order across all of
     them, as `bounty.retraining.redeploy.to_sign` numbers them."""
@@ -238,7 +214,7 @@ def migration_transactions(
         preimages = unsigned.admin_preimages()
         inputs = inputs_to_sign(preimages, unsigned.spent[: unsigned.admin_inputs], first=first)
         first += len(inputs)
-        transactions.append(transaction_to_sign(unsigned.transaction(), preimages, inputs, bounty.pk, words))
+        transactions.append(transaction_to_sign(unsigned, inputs, bounty.pk, words))
     return transactions
 
 
@@ -285,12 +261,10 @@ def submit_signed_refund(
     if [s.pk for s in slots] != sorted(slot_ids):
         raise SigningError("some of these slots are no longer free: prepare the refund again")
     parsed = parse_signatures(signatures, len(slots))
-    tx, utxos, _ = _unsigned(bounty, slots, to_address)
-    for tx_input, signature in zip(tx.inputs, parsed, strict=True):
-        tx_input.unlocking_script = Script(SlotContract.refund_unlocking(signature))
+    unsigned = _unsigned(bounty, slots, to_address)
     try:
-        built = finish("refund", tx, utxos, FeeRate(bounty.fee_rate))
-    except ContractsError as error:
+        built = chain.sign_refund(bounty, unsigned, parsed)
+    except chain.ContractsError as error:
         raise SigningError(f"the signed transaction does not verify: {error}") from error
     with transaction.atomic():
         taken = Slot.objects.filter(pk__in=slot_ids, state=Slot.State.FREE).update(
@@ -300,7 +274,7 @@ def submit_signed_refund(
             transaction.set_rollback(True)
             raise SigningError("another process took some of these slots: prepare the refund again")
         stored = Transaction.objects.create(
-            txid=built.txid, raw_hex=built.hex, kind=Transaction.Kind.REFUND, bounty=bounty, fee=built.fee
+            txid=built.txid, raw_hex=built.raw_hex, kind=Transaction.Kind.REFUND, bounty=bounty, fee=built.fee
         )
         Slot.objects.filter(pk__in=slot_ids).update(spent_by=stored)
         Bounty.objects.filter(pk=bounty.pk).exclude(state=Bounty.State.DRAFT).update(

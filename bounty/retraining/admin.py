@@ -18,10 +18,6 @@ from bounty import chain
 from bounty.models import Bounty, ModelVersion, Slot
 from bounty.retraining import redeploy
 from bounty.retraining.models import CollectedImage, Lease, MigrationStep, Redeployment, RetrainingRun
-from contracts.chain import Utxo
-from contracts.errors import ChainError, ContractsError
-from contracts.fees import FeeRate
-from contracts.transactions import UnsignedMigration, migration_slots_per_transaction, prepare_migration
 
 
 @admin.register(RetrainingRun)
@@ -75,24 +71,18 @@ def migration_plan(target: ModelVersion) -> list[dict]:
                 funding = chain.backend().utxos(wallet)
             old = chain.slot_contract(bounty.model_version.artifact, *locked_to)
             new = chain.slot_contract(target.artifact, *locked_to)
-            chunk = migration_slots_per_transaction(new)
-            for first in range(0, len(free), chunk):
-                group = free[first : first + chunk]
-                utxos = [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, old.locking_script) for s in group]
-                unsigned = prepare_migration(
-                    utxos, new, bounty.reward, wallet, fee_rate=FeeRate(bounty.fee_rate), funding=funding,
-                    network=settings.NETWORK,
-                )  # fmt: skip
+            for _, utxos in chain.migration_groups(free, old, new):
+                unsigned = chain.prepare_migration(bounty, utxos, new, funding)
                 used = {(u.txid, u.vout) for u in unsigned.spent}
                 funding = [coin for coin in funding if (coin.txid, coin.vout) not in used]
                 row["transactions"].append(migration_summary(unsigned, wallet))
-        except (ChainError, ContractsError, ValueError) as error:
+        except (chain.ChainError, chain.ContractsError, ValueError) as error:
             row["problem"] = str(error)
         rows.append(row)
     return rows
 
 
-def migration_summary(unsigned: UnsignedMigration, wallet: str) -> dict:
+def migration_summary(unsigned: chain.UnsignedMigration, wallet: str) -> dict:
     slots = unsigned.spent[: unsigned.admin_inputs]
     coins = unsigned.spent[unsigned.admin_inputs :]
     change = sum(value for _, value in unsigned.outputs[unsigned.slots :])

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -32,18 +31,8 @@ from bounty.models import Bounty, ModelVersion, Slot, Transaction
 from bounty.models.bounties import ON_CHAIN
 from bounty.ops import signing
 from bounty.payouts import TryLater, send
+from bounty.retraining import pending
 from bounty.retraining.models import MigrationStep, Redeployment, RetrainingRun
-from contracts.chain import Utxo
-from contracts.errors import ChainError, ContractsError
-from contracts.fees import FeeRate
-from contracts.slot import SlotContract
-from contracts.transactions import (
-    BuiltTransaction,
-    UnsignedMigration,
-    build_migration,
-    migration_slots_per_transaction,
-    prepare_migration,
-)
 
 log = logging.getLogger(__name__)
 Step = MigrationStep.State
@@ -145,7 +134,7 @@ def take(step: MigrationStep) -> None:
             step.refresh_from_db()
 
 
-def contracts_for(step: MigrationStep, target: ModelVersion) -> tuple[SlotContract, SlotContract]:
+def contracts_for(step: MigrationStep, target: ModelVersion) -> tuple[chain.SlotContract, chain.SlotContract]:
     bounty = step.bounty
     old = chain.slot_contract(
         step.from_version.artifact, bounty.digit, bounty.operator_pubkey, bounty.admin_pubkey
@@ -158,30 +147,16 @@ def taken_slots(step: MigrationStep) -> list[Slot]:
     return list(Slot.objects.filter(pk__in=step.slot_ids).select_related("deploy_tx").order_by("pk"))
 
 
-def slot_groups(
-    slots: list[Slot], old: SlotContract, new: SlotContract
-) -> list[tuple[list[Slot], list[Utxo]]]:
-    """`slots` in groups that fit one migration transaction each, with the outputs they are."""
-    chunk = migration_slots_per_transaction(new)
-    groups = []
-    for start_at in range(0, len(slots), chunk):
-        group = slots[start_at : start_at + chunk]
-        groups.append(
-            (group, [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, old.locking_script) for s in group])
-        )
-    return groups
-
-
 def building(step: MigrationStep, build: Callable[[], T], give_up: bool = True) -> T | None:
     """Run `build`; a transient chain error is retried later, any other failure gives the slots back (or,
     with `give_up` False, leaves the step waiting with the reason)."""
     try:
         return build()
-    except ChainError as error:
+    except chain.ChainError as error:
         if not error.permanent:
             raise TryLater(str(error)) from error
         problem: Exception = error
-    except (ContractsError, ValueError) as error:
+    except (chain.ContractsError, ValueError) as error:
         problem = error
     detail = f"could not build the migration: {problem}"
     if give_up:
@@ -207,23 +182,18 @@ def store(step: MigrationStep, target: ModelVersion) -> None:
 
 def migrations_of(
     step: MigrationStep, target: ModelVersion, slots: list[Slot]
-) -> Callable[[], list[tuple[BuiltTransaction, list[Slot]]]]:
+) -> Callable[[], list[tuple[chain.BuiltTransaction, list[Slot]]]]:
     """How to build, sign and verify the migrations of `slots`, funded by the operator wallet's coins now."""
     bounty = step.bounty
     old, new = contracts_for(step, target)
-    operator, admin = keys.operator_key(), keys.admin_key()
-    rate = FeeRate(bounty.fee_rate)
 
-    def build() -> list[tuple[BuiltTransaction, list[Slot]]]:
+    def build() -> list[tuple[chain.BuiltTransaction, list[Slot]]]:
         built = []
-        funding = chain.backend().utxos(operator.address)
-        for group, utxos in slot_groups(slots, old, new):
+        funding = chain.operator_coins()
+        for group, utxos in chain.migration_groups(slots, old, new):
             # A slot holds reward + claim fee; writing a new slot's script costs more than that in fee, so
             # the operator wallet tops each migration up and every free slot becomes exactly one new slot.
-            tx = build_migration(
-                utxos, admin, new, bounty.reward, operator.address, fee_rate=rate,
-                funding=(funding, operator), network=settings.NETWORK,
-            )  # fmt: skip
+            tx = chain.build_migration(bounty, utxos, new, funding)
             built.append((tx, group))
             used = {(u.txid, u.vout) for u in tx.spent}
             funding = [c for c in funding if (c.txid, c.vout) not in used]
@@ -235,7 +205,7 @@ def migrations_of(
     return build
 
 
-def record(step: MigrationStep, frm: str, built: list[tuple[BuiltTransaction, list[Slot]]]) -> bool:
+def record(step: MigrationStep, frm: str, built: list[tuple[chain.BuiltTransaction, list[Slot]]]) -> bool:
     """Store the verified migrations after those of the step the chain has already accepted, and mark the
     old slots spent by them, as one change; False if another process moved the step first."""
     accepted = totals(accepted_migrations(step))
@@ -274,29 +244,15 @@ def prepare_for_signing(step: MigrationStep, target: ModelVersion, slots: list[S
     the step keeps the accepted ones and waits when nothing can be prepared yet."""
     bounty = step.bounty
     old, new = contracts_for(step, target)
-    operator = keys.operator_key()
-    rate = FeeRate(bounty.fee_rate)
 
     def prepare() -> list[dict[str, Any]]:
         prepared = []
-        funding = chain.backend().utxos(operator.address)
-        for group, utxos in slot_groups(slots, old, new):
-            unsigned = prepare_migration(
-                utxos, new, bounty.reward, operator.address, fee_rate=rate, funding=funding,
-                network=settings.NETWORK,
-            )  # fmt: skip
+        funding = chain.operator_coins()
+        for group, utxos in chain.migration_groups(slots, old, new):
+            unsigned = chain.prepare_migration(bounty, utxos, new, funding)
             used = {(u.txid, u.vout) for u in unsigned.spent}
             funding = [c for c in funding if (c.txid, c.vout) not in used]
-            change = unsigned.outputs[unsigned.slots][1] if len(unsigned.outputs) > unsigned.slots else 0
-            prepared.append(
-                {
-                    "slot_ids": [s.pk for s in group],
-                    "spent": [[u.txid, u.vout, u.satoshis] for u in unsigned.spent],
-                    "slots": unsigned.slots,
-                    "slot_value": unsigned.outputs[0][1],
-                    "change": change,
-                }
-            )
+            prepared.append({"slot_ids": [s.pk for s in group], "migration": unsigned.to_json()})
         return prepared
 
     prepared = building(step, prepare, give_up=frm == Step.TAKEN)
@@ -305,23 +261,18 @@ def prepare_for_signing(step: MigrationStep, target: ModelVersion, slots: list[S
         step.advance(frm, Step.SIGNING, unsigned=prepared, detail=detail)
 
 
-def unsigned_migrations(step: MigrationStep) -> list[tuple[UnsignedMigration, list[int]]]:
-    """The step's prepared migrations, rebuilt exactly (so the same preimages), with their old slots' ids."""
-    old, new = contracts_for(step, step.redeployment.target)
-    wallet = keys.operator_key().locking_script()
+def unsigned_migrations(step: MigrationStep) -> list[tuple[chain.UnsignedMigration, list[int]]]:
+    """The step's prepared migrations, read back exactly (so the same preimages), with their old slots'
+    ids."""
     migrations = []
     for entry in step.unsigned:
-        admin_inputs = len(entry["slot_ids"])
-        spent = tuple(
-            Utxo(txid, vout, satoshis, old.locking_script if index < admin_inputs else wallet)
-            for index, (txid, vout, satoshis) in enumerate(entry["spent"])
-        )
-        outputs = ((new.locking_script, entry["slot_value"]),) * entry["slots"]
-        if entry["change"]:
-            outputs += ((wallet, entry["change"]),)
-        migrations.append(
-            (UnsignedMigration(spent, outputs, admin_inputs, entry["slots"]), entry["slot_ids"])
-        )
+        try:
+            migrations.append((chain.UnsignedMigration.from_json(entry["migration"]), entry["slot_ids"]))
+        except (KeyError, TypeError, ValueError) as error:
+            # e.g. a step prepared before migrations were stored in contracts' JSON form
+            raise signing.SigningError(
+                f"this step's prepared migrations cannot be read ({error}): abandon it and redeploy"
+            ) from error
     return migrations
 
 
@@ -369,13 +320,12 @@ def accept_signatures(step: MigrationStep, texts: list[str]) -> MigrationStep:
         raise signing.SigningError(f"this migration is {step.state}, not waiting for signatures")
     migrations = unsigned_migrations(step)
     parsed = signing.parse_signatures(texts, sum(unsigned.admin_inputs for unsigned, _ in migrations))
-    operator, rate = keys.operator_key(), FeeRate(step.bounty.fee_rate)
     built = []
     for unsigned, slot_ids in migrations:
         mine, parsed = parsed[: unsigned.admin_inputs], parsed[unsigned.admin_inputs :]
         try:
-            tx = unsigned.sign(mine, operator, fee_rate=rate)
-        except (ContractsError, ValueError) as error:
+            tx = chain.sign_migration(step.bounty, unsigned, mine)
+        except (chain.ContractsError, ValueError) as error:
             raise signing.SigningError(f"the signed migration does not verify: {error}") from error
         built.append((tx, list(Slot.objects.filter(pk__in=slot_ids))))
     if refused_before(built):
@@ -527,7 +477,7 @@ def move_the_rest(step: MigrationStep) -> bool:
     return record(step, Step.STORED, built)
 
 
-def refused_before(built: list[tuple[BuiltTransaction, list[Slot]]]) -> bool:
+def refused_before(built: list[tuple[chain.BuiltTransaction, list[Slot]]]) -> bool:
     return Transaction.objects.filter(txid__in=[tx.txid for tx, _ in built]).exists()
 
 
@@ -551,12 +501,11 @@ def complete(step: MigrationStep, target: ModelVersion) -> None:
     change."""
     bounty = step.bounty
     _, new = contracts_for(step, target)
-    rate = FeeRate(bounty.fee_rate)
     with transaction.atomic():
         for txid in step.txids:
             record_slots(step, Transaction.objects.get(txid=txid))
         Bounty.objects.filter(pk=bounty.pk).update(
-            model_version=target, claim_fee=new.claim_fee(rate), paused=step.was_paused
+            model_version=target, claim_fee=chain.claim_fee(new, bounty.fee_rate), paused=step.was_paused
         )
         if step.txids:
             # a claim that found no free slot while they were taken may have marked the bounty exhausted
@@ -565,6 +514,9 @@ def complete(step: MigrationStep, target: ModelVersion) -> None:
             )
         if not step.advance(Step.BROADCAST, Step.DONE, detail=f"{step.new_slots} slot(s) on {target.name}"):
             transaction.set_rollback(True)
+        else:
+            # Pay on learn: the bounty's pending images are read again by its new model (a task, on commit).
+            pending.after_migration(bounty.pk)
 
 
 def give_back(step: MigrationStep, state: str, detail: str) -> None:

@@ -31,7 +31,7 @@ from contracts.transactions import build_payment
 
 # Two old slots per migration transaction: the live bounty's three slots move in two (2 + 1), the second
 # funded by the first one's change.
-SPLIT = mock.patch("bounty.retraining.redeploy.migration_slots_per_transaction", return_value=2)
+SPLIT = mock.patch("contracts.transactions.migration_slots_per_transaction", return_value=2)
 
 
 def empty_wallet() -> None:
