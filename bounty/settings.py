@@ -82,6 +82,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# Behind PgBouncer in transaction mode (deploy/compose.yaml) each transaction may get another server
+# connection, so a server-side cursor (what .iterator() opens on PostgreSQL) could vanish mid-read: 1 fetches
+# client-side instead.
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = envbool("DB_DISABLE_SERVER_SIDE_CURSORS", False)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -118,6 +122,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILI
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 # One Redis may serve several deployments (or test runs): each publishes to and consumes its own queue.
 CELERY_TASK_DEFAULT_QUEUE = envstr("CELERY_QUEUE", "celery")
+# Verification (classify, screen, reserve a slot, build and verify the claim) and broadcast may each have a
+# queue, so each gets workers of its own (deploy/compose.yaml, docs/scale.md). Both default to CELERY_QUEUE.
+# A worker started without -Q consumes every queue named here.
+CELERY_VERIFY_QUEUE = envstr("CELERY_VERIFY_QUEUE", CELERY_TASK_DEFAULT_QUEUE)
+CELERY_BROADCAST_QUEUE = envstr("CELERY_BROADCAST_QUEUE", CELERY_TASK_DEFAULT_QUEUE)
+CELERY_TASK_QUEUES = {
+    name: {"routing_key": name}
+    for name in dict.fromkeys((CELERY_TASK_DEFAULT_QUEUE, CELERY_VERIFY_QUEUE, CELERY_BROADCAST_QUEUE))
+}
+CELERY_TASK_ROUTES = {"bounty.tasks.process_submission": {"queue": CELERY_VERIFY_QUEUE}}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 

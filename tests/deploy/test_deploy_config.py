@@ -226,3 +226,88 @@ def test_every_install_goes_through_a_lock_with_hashes() -> None:
         text = path.read_text()
         assert not re.search(r"^\s*(-e|-i|-f|--index-url|--extra-index-url|--find-links)\b", text, re.M)
         assert "file:" not in text and "git+" not in text
+
+
+# Scaling out: N web and M worker containers against one PostgreSQL (through PgBouncer) and one Redis.
+SCALED = ("web", "worker", "broadcaster")
+APP = ("web", "worker", "broadcaster", "beat")
+DEFAULT = re.compile(r"^\$\{([A-Z_]+):-(\d+)\}$")
+
+
+def interpolated(value: object, overrides: dict[str, int] | None = None) -> int:
+    """An integer compose field: a literal, or `${NAME:-default}` as compose reads it."""
+    match = DEFAULT.match(str(value))
+    if match is None:
+        return int(value)  # type: ignore[call-overload]
+    return (overrides or {}).get(match.group(1), int(match.group(2)))
+
+
+def test_it_scales_web_and_workers_against_one_database_and_one_broker() -> None:
+    services = compose()["services"]
+    for name in SCALED:
+        service = services[name]
+        assert interpolated(service["deploy"]["replicas"]) >= 1, name
+        assert "container_name" not in service and "ports" not in service, f"{name} cannot be replicated"
+    assert "replicas" not in (services["postgres"].get("deploy") or {})
+    assert "replicas" not in (services["redis"].get("deploy") or {})
+    for name in APP:
+        environment = services[name]["environment"]
+        assert environment["DATABASE_URL"] == "postgres://bounty@pgbouncer:5432/bounty", name
+        assert environment["REDIS_URL"] == "redis://redis:6379/0", name
+        # Transaction pooling: no connection kept by Django, no server-side cursor.
+        assert (environment["DB_CONN_MAX_AGE"], environment["DB_DISABLE_SERVER_SIDE_CURSORS"]) == ("0", "1")
+    bouncer = services["pgbouncer"]
+    assert bouncer["environment"]["DATABASE_URL"] == "postgres://bounty@postgres:5432/bounty"
+    assert bouncer["environment"]["POOL_MODE"] == "transaction"
+    assert services["migrate"]["environment"]["DATABASE_URL"].startswith("postgres://bounty@postgres:")
+
+
+def test_pgbouncer_takes_every_connection_a_large_deployment_opens() -> None:
+    """At 10 web and 20 worker containers (each gunicorn with its most workers, 8; each Celery worker with
+    CELERY_CONCURRENCY's default, 2), every client fits PgBouncer's limit and the pool stays well under
+    PostgreSQL's default max_connections (100)."""
+    services, large = compose()["services"], {"WEB_REPLICAS": 10, "WORKER_REPLICAS": 20}
+    production = (ROOT / "bounty" / "settings_production.py").read_text()
+    concurrency = int(re.search(r'envint\("CELERY_CONCURRENCY", (\d+)', production).group(1))  # type: ignore[union-attr]
+    broadcaster = services["broadcaster"]["command"]
+    clients = (
+        interpolated(services["web"]["deploy"]["replicas"], large) * 8
+        + interpolated(services["worker"]["deploy"]["replicas"], large) * concurrency
+        + interpolated(services["broadcaster"]["deploy"]["replicas"], large)
+        * int(broadcaster[broadcaster.index("--concurrency") + 1])
+        + 1  # beat
+    )
+    bouncer = services["pgbouncer"]["environment"]
+    assert clients <= int(bouncer["MAX_CLIENT_CONN"]), clients
+    assert interpolated(bouncer["DEFAULT_POOL_SIZE"]) <= 100 - 10  # room for migrate, backups, psql
+
+
+def test_verification_and_broadcast_have_queues_and_workers_of_their_own() -> None:
+    services = compose()["services"]
+    environment = services["worker"]["environment"]
+    verify, broadcast = environment["CELERY_VERIFY_QUEUE"], environment["CELERY_BROADCAST_QUEUE"]
+    assert len({verify, broadcast, environment["CELERY_QUEUE"]}) == 3
+    for name in APP:  # every process routes and consumes by the same names
+        assert services[name]["environment"]["CELERY_BROADCAST_QUEUE"] == broadcast
+        assert services[name]["environment"]["CELERY_VERIFY_QUEUE"] == verify
+    command = services["broadcaster"]["command"]
+    assert command[command.index("-Q") + 1] == broadcast
+    assert "-Q" not in services["worker"]["command"]  # every queue: one copy alone still runs everything
+    hostnames = {
+        services[name]["command"][services[name]["command"].index("--hostname") + 1] for name in SCALED[1:]
+    }
+    assert len(hostnames) == 2  # distinct node names, each made unique per container by %h
+
+
+def test_nginx_spreads_requests_over_the_web_replicas_with_the_hosts_site_file() -> None:
+    nginx = compose()["services"]["nginx"]
+    assert "network_mode" not in nginx and {"80:80", "443:443"} <= set(nginx["ports"])
+    script = nginx["command"][-1]
+    substitution = re.search(r"sed 's/([^/]+)/([^/]+)/'", script)
+    assert substitution is not None, script
+    site = (DEPLOY / "nginx" / "bounty.conf").read_text()
+    assert substitution.group(1) in site
+    rewritten = site.replace(substitution.group(1), substitution.group(2))
+    assert "server web:8000 " in rewritten and "127.0.0.1:8000" not in rewritten
+    web = compose()["services"]["web"]["environment"]
+    assert web["GUNICORN_BIND"] == "0.0.0.0:8000"
