@@ -173,6 +173,9 @@ class Slot(models.Model):
         RESERVED = "reserved"
         CLAIMED = "claimed"
         REFUNDED = "refunded"
+        # Taken by a redeployment: spent (or about to be) by a migration that moves its money into a new slot
+        # of the same bounty on another model. Not refunded: the money stays in the bounty.
+        MIGRATED = "migrated"
         # The chain says another transaction spent the slot's output (a double spend we did not make here):
         # never offered again, shown to the admin.
         SPENT_ELSEWHERE = "spent_elsewhere"

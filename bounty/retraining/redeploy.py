@@ -127,7 +127,7 @@ def take(step: MigrationStep) -> None:
             Slot.objects.free().filter(bounty_id=step.bounty_id).order_by("pk").values_list("pk", flat=True)
         )
         taken = Slot.objects.filter(pk__in=ids, state=Slot.State.FREE).update(
-            state=Slot.State.REFUNDED, updated=timezone.now()
+            state=Slot.State.MIGRATED, updated=timezone.now()
         )
         if taken != len(ids) or not step.advance(Step.DRAINING, Step.TAKEN, slot_ids=ids, detail=""):
             transaction.set_rollback(True)  # a claim or another worker got there first: try again later
@@ -424,7 +424,7 @@ def chain_state(txid: str) -> chain.TxState:
 def left_behind(step: MigrationStep) -> list[Slot]:
     """The step's old slots that none of its transactions spends (their transaction was refused)."""
     mine = Q(spent_by__txid__in=step.txids)
-    taken = Slot.objects.filter(pk__in=step.slot_ids, state=Slot.State.REFUNDED)
+    taken = Slot.objects.filter(pk__in=step.slot_ids, state=Slot.State.MIGRATED)
     return list(taken.filter(Q(spent_by__isnull=True) | ~mine).select_related("deploy_tx").order_by("pk"))
 
 
@@ -448,7 +448,7 @@ def move_the_rest(step: MigrationStep) -> bool:
             adopt(step, slot, ours)  # recorded as refused, yet the chain took it
         else:
             log.warning("slot %s taken by a migration is spent by %s", slot, holder)
-            Slot.objects.filter(pk=slot.pk, state=Slot.State.REFUNDED).update(
+            Slot.objects.filter(pk=slot.pk, state=Slot.State.MIGRATED).update(
                 state=Slot.State.SPENT_ELSEWHERE, spent_by=None, updated=timezone.now()
             )
     if not left:
@@ -527,7 +527,7 @@ def give_back(step: MigrationStep, state: str, detail: str) -> None:
             transaction.set_rollback(True)
             return
         # (never a slot that a migration the chain has spends)
-        taken = Slot.objects.filter(pk__in=step.slot_ids, state=Slot.State.REFUNDED)
+        taken = Slot.objects.filter(pk__in=step.slot_ids, state=Slot.State.MIGRATED)
         taken.filter(Q(spent_by__isnull=True) | ~Q(spent_by__status__in=ON_CHAIN)).update(
             state=Slot.State.FREE, spent_by=None, updated=timezone.now()
         )

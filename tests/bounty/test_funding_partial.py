@@ -47,7 +47,9 @@ def slots_counted(but: Bounty) -> dict[tuple[str, int], int]:
     """The slots the service counts as holding money, but those of `but`: free or reserved (offered to
     claims, refunds and migrations), or taken by one of its transactions that is stored, not yet sent."""
     offered = Q(state__in=(Slot.State.FREE, Slot.State.RESERVED))
-    pending = Q(state=Slot.State.REFUNDED, spent_by__status=Transaction.Status.STORED)
+    pending = Q(
+        state__in=(Slot.State.REFUNDED, Slot.State.MIGRATED), spent_by__status=Transaction.Status.STORED
+    )
     slots = Slot.objects.on_chain().filter(offered | pending).exclude(bounty=but)
     return {(slot.deploy_tx.txid, slot.vout): slot.satoshis for slot in slots.select_related("deploy_tx")}
 

@@ -85,7 +85,7 @@ class PartialMigrationTestCase(StrandedMoneyCase):
         self.assertEqual(self.live.slots_left(), 3)
         self.assertEqual(step.txids, [tx.txid for tx in self.accepted()])
         for old in Slot.objects.filter(pk__in=self.old_slots).select_related("deploy_tx", "spent_by"):
-            self.assertEqual(old.state, Slot.State.REFUNDED)
+            self.assertEqual(old.state, Slot.State.MIGRATED)
             self.assertEqual(chain.spender(old.deploy_tx.txid, old.vout), old.spent_by.txid)
             self.assertIn(old.spent_by.txid, step.txids)
         self.assert_nothing_stranded()
@@ -216,7 +216,7 @@ class PartialMigrationTestCase(StrandedMoneyCase):
         self.assertEqual(first.slots.count(), 2)
         # the old slot the refused transaction would have moved is still on the chain, and still the step's
         [left] = Slot.objects.filter(pk__in=step.slot_ids).exclude(spent_by=first)
-        self.assertEqual(left.state, Slot.State.REFUNDED)
+        self.assertEqual(left.state, Slot.State.MIGRATED)
         self.assertIsNone(chain.spender(left.deploy_tx.txid, left.vout))
         self.live.refresh_from_db()
         self.assertTrue(self.live.paused)

@@ -78,7 +78,7 @@ class OfflineAdminMigrationTestCase(BaseTestCase):
             self.assertEqual(slot.deploy_tx, migration)
             self.assertEqual(outputs[slot.vout].locking_script.serialize(), contract.locking_script)
         old = Slot.objects.filter(pk__in=old_slots)
-        self.assertEqual(set(old.values_list("state", "spent_by")), {(Slot.State.REFUNDED, migration.pk)})
+        self.assertEqual(set(old.values_list("state", "spent_by")), {(Slot.State.MIGRATED, migration.pk)})
         return new
 
     def test_it_waits_for_the_admins_signatures_on_the_signing_page_then_moves_the_slots(self) -> None:

@@ -56,7 +56,7 @@ class RedeployTestCase(ChainTestCase):
             self.assertEqual(outputs[slot.vout].locking_script.serialize(), contract.locking_script)
             self.assertEqual(outputs[slot.vout].satoshis, slot.satoshis)
         old = Slot.objects.filter(pk__in=self.old_slots)
-        self.assertEqual(set(old.values_list("state", flat=True)), {Slot.State.REFUNDED})
+        self.assertEqual(set(old.values_list("state", flat=True)), {Slot.State.MIGRATED})
         self.assertEqual(set(old.values_list("spent_by", flat=True)), {migration.pk})
         return new
 
@@ -150,7 +150,7 @@ class RedeployTestCase(ChainTestCase):
         self.assertEqual(len(back), 3)
         self.assertEqual(Redeployment.objects.filter(kind="rollback", state="done").count(), 1)
         self.assertTrue(self.claim(back[0]))
-        spent_twice = Slot.objects.filter(pk__in=self.old_slots).exclude(state=Slot.State.REFUNDED)
+        spent_twice = Slot.objects.filter(pk__in=self.old_slots).exclude(state=Slot.State.MIGRATED)
         self.assertFalse(spent_twice.exists())
         self.assertEqual(np.unique(list(self.live.slots.values_list("deploy_tx", flat=True))).size, 3)
 

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-from bounty_testing import BaseTestCase
+from importlib import import_module
 
-from bounty.models import Slot
+from bounty_testing import BaseTestCase
+from django.apps import apps as django_apps
+
+from bounty.models import Slot, Transaction
+from bounty.retraining.models import MigrationStep, Redeployment
 
 
 class SlotReservationTestCase(BaseTestCase):
@@ -46,3 +50,30 @@ class SlotReservationTestCase(BaseTestCase):
         self.assertFalse(slot.release())
         slot.refresh_from_db()
         self.assertEqual((slot.state, slot.submission_id), ("free", None))
+
+
+class MigratedStateTestCase(BaseTestCase):
+    """Slots a redeployment took were once marked refunded; migration 0010 says what happened to them."""
+
+    def test_the_data_migration_marks_only_slots_a_redeployment_took(self) -> None:
+        mark_migrated = import_module("bounty.migrations.0010_slot_state_migrated").mark_migrated
+        moved, taken, refunded = Slot.objects.filter(bounty=self.bounty).order_by("vout")
+        migration = Transaction.objects.create(
+            txid="a" * 64, raw_hex="00", kind=Transaction.Kind.MIGRATE, bounty=self.bounty
+        )
+        refund = Transaction.objects.create(
+            txid="b" * 64, raw_hex="00", kind=Transaction.Kind.REFUND, bounty=self.bounty
+        )
+        Slot.objects.filter(pk=moved.pk).update(state="refunded", spent_by=migration)
+        Slot.objects.filter(pk=refunded.pk).update(state="refunded", spent_by=refund)
+        Slot.objects.filter(pk=taken.pk).update(state="refunded")
+        redeployment = Redeployment.objects.create(target=self.version, kind=Redeployment.Kind.PROMOTION)
+        MigrationStep.objects.create(
+            redeployment=redeployment, bounty=self.bounty, from_version=self.version,
+            state=MigrationStep.State.TAKEN, slot_ids=[taken.pk],
+        )  # fmt: skip
+        mark_migrated(django_apps, None)
+        states = dict(Slot.objects.filter(bounty=self.bounty).values_list("pk", "state"))
+        self.assertEqual(
+            states, {moved.pk: Slot.State.MIGRATED, taken.pk: Slot.State.MIGRATED, refunded.pk: "refunded"}
+        )
