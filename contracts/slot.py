@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -37,6 +37,43 @@ CLAIM_FEE_MARGIN_MIN = 10  # satoshis
 ImageEncoder = Callable[[np.ndarray], bytes]
 
 
+class DeployableSlot(Protocol):
+    """What a deploy needs of a slot contract (single-image `SlotContract` or `BatchSlotContract`)."""
+
+    @property
+    def locking_script(self) -> bytes: ...
+
+    @property
+    def slot_output_bytes(self) -> int: ...
+
+    def slot_value(self, reward: int, fee_rate: FeeRate) -> int: ...
+
+
+def check_pubkeys(operator_pubkey: bytes, admin_pubkey: bytes) -> None:
+    for name, key in (("operator_pubkey", operator_pubkey), ("admin_pubkey", admin_pubkey)):
+        if len(key) != 33 or key[0] not in (2, 3):
+            raise CompileError(f"{name} must be a 33-byte compressed public key")
+
+
+def branch_script(predicate: bytes, operator_pubkey: bytes, admin_pubkey: bytes) -> bytes:
+    """`IF <predicate> <operator> CHECKSIG ELSE <admin> CHECKSIG ENDIF`: the layout every slot shares, so
+    refunds and migrations (`OP_0` selects the admin branch) work the same on single and batch slots."""
+    return (
+        bytes([Opcode.OP_IF])
+        + predicate
+        + push_data(operator_pubkey)
+        + bytes([Opcode.OP_CHECKSIG, Opcode.OP_ELSE])
+        + push_data(admin_pubkey)
+        + bytes([Opcode.OP_CHECKSIG, Opcode.OP_ENDIF])
+    )
+
+
+def reserved_claim_fee(max_claim_tx_bytes: int, fee_rate: FeeRate) -> int:
+    """The fee a slot reserves for its claim: the worst-case size at `fee_rate` plus the safety margin."""
+    exact = fee_rate.fee_for(max_claim_tx_bytes)
+    return exact + max(CLAIM_FEE_MARGIN_MIN, int(exact * CLAIM_FEE_MARGIN))
+
+
 @dataclass(frozen=True)
 class SlotContract:
     """The slot script for one (model, digit, operator, admin). Build it with `from_model`; tests may pass
@@ -50,10 +87,7 @@ class SlotContract:
     max_image_bytes: int
 
     def __post_init__(self) -> None:
-        for name in ("operator_pubkey", "admin_pubkey"):
-            key = getattr(self, name)
-            if len(key) != 33 or key[0] not in (2, 3):
-                raise CompileError(f"{name} must be a 33-byte compressed public key")
+        check_pubkeys(self.operator_pubkey, self.admin_pubkey)
 
     @classmethod
     def from_model(
@@ -77,14 +111,7 @@ class SlotContract:
 
     @cached_property
     def locking_script(self) -> bytes:
-        return (
-            bytes([Opcode.OP_IF])
-            + self.predicate
-            + push_data(self.operator_pubkey)
-            + bytes([Opcode.OP_CHECKSIG, Opcode.OP_ELSE])
-            + push_data(self.admin_pubkey)
-            + bytes([Opcode.OP_CHECKSIG, Opcode.OP_ENDIF])
-        )
+        return branch_script(self.predicate, self.operator_pubkey, self.admin_pubkey)
 
     def claim_unlocking(self, operator_signature: bytes, pixels: np.ndarray) -> bytes:
         """`<operator sig> <image> OP_1`. Raises ImageError for a wrong shape or pixels outside 0..255."""
@@ -112,8 +139,7 @@ class SlotContract:
 
     def claim_fee(self, fee_rate: FeeRate) -> int:
         """The fee a slot reserves for its claim: worst-case size at `fee_rate` plus the safety margin."""
-        exact = fee_rate.fee_for(self.max_claim_tx_bytes)
-        return exact + max(CLAIM_FEE_MARGIN_MIN, int(exact * CLAIM_FEE_MARGIN))
+        return reserved_claim_fee(self.max_claim_tx_bytes, fee_rate)
 
     def slot_value(self, reward: int, fee_rate: FeeRate) -> int:
         return reward + self.claim_fee(fee_rate)

@@ -25,7 +25,7 @@ from contracts.fees import FeeRate
 from contracts.keys import Key
 from contracts.numbers import push_data
 from contracts.policy import DEFAULT_POLICY, Policy
-from contracts.slot import SlotContract
+from contracts.slot import DeployableSlot, SlotContract
 from contracts.txverify import (
     SpentOutput,
     TxCheck,
@@ -171,7 +171,7 @@ def build_payment(
 
 
 def slots_per_transaction(
-    contract: SlotContract, funding_inputs: int, policy: Policy = DEFAULT_POLICY
+    contract: DeployableSlot, funding_inputs: int, policy: Policy = DEFAULT_POLICY
 ) -> int:
     """How many slots fit in one deploy transaction under the policy's size limit."""
     overhead = (
@@ -184,7 +184,7 @@ def slots_per_transaction(
 
 
 def build_deploy(
-    contract: SlotContract,
+    contract: DeployableSlot,
     reward: int,
     count: int,
     funding: Sequence[Utxo],
@@ -194,7 +194,8 @@ def build_deploy(
     change_address: str | None = None,
     policy: Policy = DEFAULT_POLICY,
 ) -> list[BuiltTransaction]:
-    """Fund `count` slots of `reward + claim fee` each from `funder`'s P2PKH coins. Split into a chain of
+    """Fund `count` slots of `reward + claim fee` each (a batch slot: K rewards + its claim fee) from
+    `funder`'s P2PKH coins. Split into a chain of
     transactions (each spending the previous one's change) when the slots exceed the policy's size limit.
     Broadcast them in order; `BuiltTransaction.slots` lists the slot outpoints."""
     if reward < 1 or count < 1:

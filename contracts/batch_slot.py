@@ -1,0 +1,99 @@
+"""The batch slot: one output holding K rewards, released by K images the model all accepts (plus the
+operator's signature) or by the admin. The same branches as the single slot (contracts/slot.py):
+
+    OP_IF   <batch predicate for the target digit, verify mode>  <operator pubkey> OP_CHECKSIG
+    OP_ELSE <admin pubkey> OP_CHECKSIG
+    OP_ENDIF
+
+Claim unlocking script: `<operator sig> <K lane-packed images> OP_1`; refund/migrate: `<admin sig> OP_0`
+(`SlotContract.refund_unlocking`, so `build_refund` sweeps batch slots unchanged). The operator signs
+SIGHASH_ALL|FORKID, which commits to every output: each of the up to K payees, and the change that takes
+the padded lanes' rewards back to the funder (contracts/batch_transactions.py).
+
+The slot holds `K * reward + claim fee`; the claim fee is priced from the worst-case claim: the largest image
+pushes (every pixel 255 in every lane), the largest signature and K P2PKH outputs (a full batch pays K
+contributors; a padded one pays fewer and adds one change output, so never more than K outputs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from contracts.batch import CompiledBatchPredicate, compile_batch_predicate
+from contracts.fees import FeeRate
+from contracts.model import PIXEL_MAX, IntegerModel
+from contracts.numbers import push_data
+from contracts.opcodes import Opcode
+from contracts.slot import SlotContract, branch_script, check_pubkeys, reserved_claim_fee
+from contracts.wire import MAX_SIGNATURE_PUSH, P2PKH_SCRIPT_BYTES, output_bytes, tx_bytes
+
+
+@dataclass(frozen=True)
+class BatchSlotContract:
+    """The batch slot script for one (model, digit, K, operator, admin). Build it with `from_model`."""
+
+    compiled: CompiledBatchPredicate = field(repr=False)
+    operator_pubkey: bytes
+    admin_pubkey: bytes
+
+    def __post_init__(self) -> None:
+        check_pubkeys(self.operator_pubkey, self.admin_pubkey)
+
+    @classmethod
+    def from_model(
+        cls, model: IntegerModel, digit: int, lanes: int, operator_pubkey: bytes, admin_pubkey: bytes
+    ) -> BatchSlotContract:
+        return cls(compile_batch_predicate(model, digit, lanes, mode="verify"), operator_pubkey, admin_pubkey)
+
+    @property
+    def digit(self) -> int:
+        return self.compiled.digit
+
+    @property
+    def lanes(self) -> int:
+        return self.compiled.lanes
+
+    @property
+    def predicate(self) -> bytes:
+        return self.compiled.script
+
+    @cached_property
+    def locking_script(self) -> bytes:
+        return branch_script(self.compiled.script, self.operator_pubkey, self.admin_pubkey)
+
+    def claim_unlocking(self, operator_signature: bytes, images: np.ndarray) -> bytes:
+        """`<operator sig> <K images> OP_1`. ImageError for a wrong shape or pixels outside 0..255."""
+        return push_data(operator_signature) + self.compiled.pushes(images) + bytes([Opcode.OP_1])
+
+    refund_unlocking = staticmethod(SlotContract.refund_unlocking)
+
+    # -- sizes and fees ------------------------------------------------------------------------------------
+
+    @cached_property
+    def max_image_bytes(self) -> int:
+        """The longest image pushes: every pixel 255 in every lane (3-byte lanes ff 00 00 and a sign byte)."""
+        full = np.full((self.lanes, self.compiled.shape[0]), PIXEL_MAX, dtype=np.int64)
+        return len(self.compiled.pushes(full))
+
+    @property
+    def slot_output_bytes(self) -> int:
+        return output_bytes(len(self.locking_script))
+
+    @property
+    def max_claim_unlocking_bytes(self) -> int:
+        return MAX_SIGNATURE_PUSH + self.max_image_bytes + 1
+
+    @property
+    def max_claim_tx_bytes(self) -> int:
+        """The largest claim: one slot input, K P2PKH outputs."""
+        return tx_bytes([self.max_claim_unlocking_bytes], [P2PKH_SCRIPT_BYTES] * self.lanes)
+
+    def claim_fee(self, fee_rate: FeeRate) -> int:
+        return reserved_claim_fee(self.max_claim_tx_bytes, fee_rate)
+
+    def slot_value(self, reward: int, fee_rate: FeeRate) -> int:
+        """K rewards (`reward` per image) and the claim fee."""
+        return self.lanes * reward + self.claim_fee(fee_rate)
