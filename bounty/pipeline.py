@@ -6,6 +6,7 @@ slot is reserved by a conditional update, and a claim is stored in the database 
 Celery tasks (`bounty.tasks`) only call these functions.
 
     received --classify, duplicates, rate limits--> checked --(review)--> held --approve--> checked
+    received --another digit, kept--> pending --a promoted model reads the digit--> checked (pay on learn)
     checked --reserve slot, build and verify claim, store it--> verified --broadcast--> broadcast
     broadcast --block--> confirmed;  any step may end in rejected, with a reason
     verified/broadcast --the slot lost to a payment elsewhere, or refused--> checked (another slot)
@@ -31,6 +32,7 @@ from bounty.faults import fault_point
 from bounty.models import Bounty, Reason, Slot, Submission, Transaction
 from bounty.payouts import TryLater, give_up_broadcasting, send, settle_claim
 from bounty.queue import enqueue
+from bounty.retraining import pending
 from bounty.screening import SECOND_OPINION_HOLDS, hold_reason, screen
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ def check(submission: Submission) -> None:
     submission.predicted_digit, submission.scores = predicted, scores
     Submission.objects.filter(pk=submission.pk).update(predicted_digit=predicted, scores=scores)
     if predicted != submission.claimed_digit:
+        if keep_pending(submission):
+            return
         reason, detail = Reason.WRONG_DIGIT, f"classified as {predicted}"
     else:
         reason, detail = screen(submission)
@@ -77,6 +81,23 @@ def check(submission: Submission) -> None:
     hold = hold_reason(submission, submission.bounty)
     if hold in SECOND_OPINION_HOLDS:
         submission.advance(Submission.State.HELD, hold=hold)
+
+
+def keep_pending(submission: Submission) -> bool:
+    """Another digit, when the bounty keeps such images: kept pending for a later model
+    (bounty.retraining.pending) if it passes the other screening, with the second opinion recorded first as
+    a training signal, else rejected as the wrong digit with the screening's finding in its detail. True
+    when handled here; False when the bounty keeps nothing (the caller rejects it as before)."""
+    if not pending.keeps(submission.bounty):
+        return False
+    reason, detail = screen(submission)
+    if reason is not None:
+        submission.reject(Reason.WRONG_DIGIT, f"classified as {submission.predicted_digit}; {detail}")
+        return True
+    if settings.SECOND_OPINION:
+        ask_second_opinion(submission)
+    pending.keep(submission)
+    return True
 
 
 def claim(submission: Submission) -> None:

@@ -1,6 +1,7 @@
 """The training set of a retraining run: MNIST train plus the collected images, screened once each.
 
-Collected images are paid submissions (labelled with their bounty's digit) and reviewer-labelled ones. When
+Collected images are paid submissions (labelled with their bounty's digit), reviewer-labelled ones, and
+pending ones (pay on learn: a reviewer confirmed them, or both independent signals agree). When
 first seen each gets one role, kept for good: a duplicate of earlier pixels; flagged for review when its label
 disagrees both with the model that was active then and with its nearest MNIST training neighbours (a poisoned
 or mislabelled image); held out (a stable share by pixel hash, never trained on, for the gate); or trained on.
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from django.db.models import Q
+from django.db.models import F, Q
 
 from bounty.classify import reference_model
 from bounty.models import ModelVersion, Submission
@@ -29,13 +30,27 @@ def mnist():  # type: ignore[no-untyped-def]
     return load_mnist()
 
 
+# Pay on learn's rule against poisoning: a pending image (the model read another digit) is trained on
+# unreviewed only when both independent signals read the digit it was sent for; otherwise only once a reviewer
+# confirmed it (its true_digit). A flood of wrong digits claimed as D teaches nothing.
+AGREED_PENDING = Q(
+    state=Submission.State.PENDING,
+    second_opinion=Submission.SecondOpinion.AGREES,
+    neighbour_label=F("claimed_digit"),
+)
+
+
 def labelled_submissions():  # type: ignore[no-untyped-def]
-    return Submission.objects.filter(Q(true_digit__isnull=False) | Q(state__in=PAID)).select_related("bounty")
+    chosen = Q(true_digit__isnull=False) | Q(state__in=PAID) | AGREED_PENDING
+    return Submission.objects.filter(chosen).select_related("bounty")
 
 
 def label_of(submission: Submission) -> tuple[int, str]:
     if submission.true_digit is not None:
-        return int(submission.true_digit), "reviewer"
+        # "confirmed": a reviewer said a kept (pending) image is the digit it was sent for
+        return int(submission.true_digit), "confirmed" if submission.pending_at else "reviewer"
+    if submission.state == Submission.State.PENDING:
+        return int(submission.claimed_digit), "signals"
     return int(submission.bounty.digit), "paid"
 
 
@@ -85,7 +100,8 @@ def screen_new(run: RetrainingRun | None, version: ModelVersion | None) -> dict[
         note = ""
         if submission.pixel_sha256 in known_hashes:
             role, note = CollectedImage.Role.DUPLICATE, "same pixels as an earlier collected image"
-        elif predicted[index] != label and neighbours[index] != label:
+        elif source != "confirmed" and predicted[index] != label and neighbours[index] != label:
+            # (a pending image a reviewer confirmed is what the model should learn: it disagrees by nature)
             role = CollectedImage.Role.FLAGGED
             note = (
                 f"labelled {label}, but the model read {predicted[index]} and the nearest MNIST "

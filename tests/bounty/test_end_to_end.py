@@ -69,6 +69,8 @@ def test_it_takes_an_mnist_upload_to_a_confirmed_paid_claim(worker, live_bounty)
 
 
 def test_it_rejects_another_digit_clearly_and_spends_no_slot(worker, live_bounty) -> None:  # type: ignore[no-untyped-def]
+    # A bounty that keeps no image for a later model (pay on learn: test_pay_on_learn_end_to_end.py).
+    Bounty.objects.filter(pk=live_bounty.pk).update(pending_days=0)
     submission = upload(live_bounty, png_of(mnist_pixels(3, 2)), Key.generate("testnet").address)
     wait_for_state(submission, {"rejected", "broadcast"})
     assert submission.reason == "wrong_digit"
