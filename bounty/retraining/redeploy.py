@@ -32,7 +32,6 @@ from bounty.models.bounties import ON_CHAIN
 from bounty.ops import signing
 from bounty.payouts import TryLater, send
 from bounty.retraining import pending
-from bounty.retraining import pending
 from bounty.retraining.models import MigrationStep, Redeployment, RetrainingRun
 
 log = logging.getLogger(__name__)
@@ -515,9 +514,6 @@ def complete(step: MigrationStep, target: ModelVersion) -> None:
             )
         if not step.advance(Step.BROADCAST, Step.DONE, detail=f"{step.new_slots} slot(s) on {target.name}"):
             transaction.set_rollback(True)
-        else:
-            # Pay on learn: the bounty's pending images are read again by its new model (a task, on commit).
-            pending.after_migration(bounty.pk)
         else:
             # Pay on learn: the bounty's pending images are read again by its new model (a task, on commit).
             pending.after_migration(bounty.pk)
