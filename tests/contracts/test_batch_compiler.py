@@ -7,6 +7,7 @@ compared, lane by lane, with the integer reference.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +182,37 @@ def test_policy_limits_are_checked_when_compiling() -> None:
         compile_batch_predicate(SMALL, SMALL_DIGIT, 8, policy=Policy(max_stack_memory_bytes=1_000))
     with pytest.raises(CompileError, match="batch predicate is"):
         compile_batch_predicate(SMALL, SMALL_DIGIT, 8, policy=Policy(max_script_bytes=1_000))
+
+
+def test_the_command_line_compiles_unlocks_and_verifies_batches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contracts.cli import main
+
+    SMALL.save(tmp_path / "model.npz")
+    images = np.concatenate([SMALL_ACCEPTED[:4], SMALL_ACCEPTED[4:7], SMALL_REJECTED[:1]]).astype(np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    model, digit = str(tmp_path / "model.npz"), str(SMALL_DIGIT)
+    script_file = tmp_path / "batch.hex"
+    compile_args = ["compile", "--model", model, "--digit", digit, "--batch", "4", "--out", str(script_file)]
+    assert main(compile_args) == 0
+    assert "4 lanes" in capsys.readouterr().out
+    script = bytes.fromhex(script_file.read_text().strip())
+    assert script == compile_batch_predicate(SMALL, SMALL_DIGIT, 4).script
+
+    assert main(["unlock", "--model", model, "--pixels", str(tmp_path / "images.npy"), "--batch", "4"]) == 0
+    lines = capsys.readouterr().out.split()
+    assert len(lines) == 2
+    verdicts = [verify_spend(script, bytes.fromhex(line)).accepted for line in lines]
+    assert verdicts == [True, False], "the second batch holds one image of another class"
+
+    args = ["verify", "--model", model, "--digit", digit, "--pixels", str(tmp_path / "images.npy")]
+    assert main([*args, "--batch", "4", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["accepted"] for r in report["results"]] == [True, False]
+    assert report["agree_with_reference"] == report["batches"] == 2
+
+    assert main([*args, "--batch", "3"]) == 2
+    assert "do not fill batches of 3" in capsys.readouterr().err
+    assert main([*args, "--batch", "0"]) == 2
+    assert "batch holds" in capsys.readouterr().err
