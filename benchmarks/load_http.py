@@ -85,8 +85,8 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
 
     from bounty import chain
     from bounty.classify import reference_model
-    from bounty.funding import fund_and_deploy
-    from bounty.models import Bounty, ModelVersion, Submission
+    from bounty.funding import draft_bounty, fund_and_deploy
+    from bounty.models import ModelVersion, Submission
     from classifier.data import load_mnist
     from contracts.address import parse_address
     from contracts.keys import Key
@@ -96,12 +96,7 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
     call_command("migrate", verbosity=0)
     version = ModelVersion.register(Path(settings.MODEL_ARTIFACT), activate=True)
     chain.faucet(chain.operator_address(), 10_000 * (args.submissions + 10) * 100)
-    cost = chain.claim_cost(version, digit, settings.FEE_RATE)
-    operator, admin = chain.public_keys()
-    bounty = Bounty.objects.create(
-        digit=digit, reward=1000, slot_count=args.submissions, model_version=version,
-        fee_rate=settings.FEE_RATE, claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
-    )  # fmt: skip
+    bounty = draft_bounty(version, digit, slots=args.submissions, reward=1000)
     fund_and_deploy(bounty)
     chain.mine(1)
 

@@ -47,8 +47,8 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
     from bounty import chain, images
     from bounty.celery import app
     from bounty.classify import reference_model
-    from bounty.funding import fund_and_deploy
-    from bounty.models import Bounty, ModelVersion, Submission
+    from bounty.funding import draft_bounty, fund_and_deploy
+    from bounty.models import ModelVersion, Submission
     from bounty.queue import enqueue
     from classifier.data import load_mnist
     from contracts.keys import Key
@@ -56,12 +56,8 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
     call_command("migrate", verbosity=0)
     version = ModelVersion.register(Path(settings.MODEL_ARTIFACT), activate=True)
     chain.faucet(chain.operator_address(), 100_000_000)
-    cost = chain.claim_cost(version, args.digit, settings.FEE_RATE)
-    operator, admin = chain.public_keys()
-    bounty = Bounty.objects.create(
-        digit=args.digit, reward=1000, slot_count=args.submissions, model_version=version,
-        fee_rate=settings.FEE_RATE, claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
-    )  # fmt: skip
+    bounty = draft_bounty(version, args.digit, slots=args.submissions, reward=1000)
+    cost = chain.claim_cost(version, args.digit, bounty.fee_rate)
     fund_and_deploy(bounty)
 
     mnist = load_mnist()

@@ -73,8 +73,9 @@ def address_problem(text: str) -> str | None:
     return None
 
 
-def fee_rate() -> FeeRate:
-    return FeeRate(settings.FEE_RATE)
+def fee_rate(satoshis_per_kb: int | None = None) -> FeeRate:
+    """The fee rate of `satoshis_per_kb` (a bounty's), or the one configured now."""
+    return FeeRate(settings.FEE_RATE if satoshis_per_kb is None else satoshis_per_kb)
 
 
 @functools.cache

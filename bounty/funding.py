@@ -1,4 +1,5 @@
-"""Moving a bounty's money: fund and deploy its slots from the operator wallet, refund what is unused.
+"""Moving a bounty's money: price a draft, fund and deploy its slots from the operator wallet, refund what is
+unused.
 
 Transactions are stored in the database before they are broadcast, as claims are, so a crash between the
 two is finished by the sweeper (`publish_deploys`) instead of losing track of coins.
@@ -15,12 +16,13 @@ from __future__ import annotations
 import copy
 import logging
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from bounty import chain, keys
-from bounty.models import Bounty, Slot, Transaction
+from bounty.models import Bounty, ModelVersion, Slot, Transaction
 from bounty.models.bounties import ON_CHAIN
 from bounty.payouts import TryLater, send
 from bounty.retraining.models import MigrationStep
@@ -31,6 +33,27 @@ Status = Transaction.Status
 
 class FundingError(Exception):
     """A funding action cannot be done; the message is shown to the admin."""
+
+
+def price_and_lock(bounty: Bounty) -> dict[str, int]:
+    """Price a draft and lock it to this service: the fee rate configured now, the claim fee each slot
+    reserves at that rate for its model and digit, and the operator's and admin's public keys its slots
+    will be locked to. Returns the cost (`chain.claim_cost`: claim fee, script and claim sizes). Only a
+    draft: once deployed, its price and keys are on the chain (FundingError)."""
+    if bounty.state != Bounty.State.DRAFT:
+        raise FundingError(f"bounty #{bounty.pk} is {bounty.state}: only a draft is priced")
+    cost = chain.claim_cost(bounty.model_version, bounty.digit, settings.FEE_RATE)
+    bounty.fee_rate, bounty.claim_fee = settings.FEE_RATE, cost["claim_fee"]
+    bounty.operator_pubkey, bounty.admin_pubkey = chain.public_keys()
+    return cost
+
+
+def draft_bounty(version: ModelVersion, digit: int, slots: int, reward: int, **fields: object) -> Bounty:
+    """A new draft bounty for `digit` on `version`, priced and locked (`price_and_lock`), saved."""
+    bounty = Bounty(digit=digit, reward=reward, slot_count=slots, model_version=version, **fields)
+    price_and_lock(bounty)
+    bounty.save()
+    return bounty
 
 
 def fund_and_deploy(bounty: Bounty) -> list[Transaction]:

@@ -26,7 +26,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 
 from bounty import chain, exports, keys
-from bounty.funding import FundingError, fund_and_deploy, refund_unused
+from bounty.funding import FundingError, fund_and_deploy, price_and_lock, refund_unused
 from bounty.models import Bounty, ModelVersion, Transaction
 from bounty.ops import signing
 
@@ -126,8 +126,8 @@ class BountyForm(forms.ModelForm):
 
 
 def fee_at(size: int, rate: int) -> int:
-    """Satoshis for `size` bytes at `rate` sat/kB, rounded up as the chain's fee rule rounds."""
-    return -(-size * rate // 1000)
+    """Satoshis for `size` bytes at `rate` sat/kB, as the builders price them."""
+    return chain.fee_rate(rate).fee_for(size)
 
 
 def cost_table() -> str:
@@ -374,11 +374,7 @@ class BountyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Bounty, form: BountyForm, change: bool) -> None:
         if obj.state == Bounty.State.DRAFT:
-            cost = getattr(form, "cost", None) or chain.claim_cost(
-                obj.model_version, obj.digit, settings.FEE_RATE
-            )
-            obj.claim_fee, obj.fee_rate = cost["claim_fee"], settings.FEE_RATE
-            obj.operator_pubkey, obj.admin_pubkey = chain.public_keys()
+            price_and_lock(obj)
         super().save_model(request, obj, form, change)
 
     def has_fund_permission(self, request: HttpRequest) -> bool:

@@ -124,13 +124,9 @@ def live_bounty(runtime: Runtime, settings, request) -> Bounty:  # type: ignore[
     chain.reset()
     version = ModelVersion.register(model_artifact(), name="e2e", activate=True)
     chain.faucet(chain.operator_address(), 1_000_000)
-    cost = chain.claim_cost(version, digit, settings.FEE_RATE)
-    operator, admin = chain.public_keys()
-    bounty = Bounty.objects.create(
-        digit=digit, reward=1000, slot_count=2, model_version=version, fee_rate=settings.FEE_RATE,
-        claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
-    )  # fmt: skip
-    from bounty.funding import fund_and_deploy
+    from bounty.funding import draft_bounty, fund_and_deploy
+
+    bounty = draft_bounty(version, digit, slots=2, reward=1000)
 
     fund_and_deploy(bounty)
     return bounty

@@ -22,7 +22,7 @@ from django.test import TestCase
 from PIL import Image
 
 from bounty import chain, images
-from bounty.funding import fund_and_deploy
+from bounty.funding import draft_bounty, fund_and_deploy
 from bounty.models import Bounty, ModelVersion, Slot, Submission, Transaction
 from contracts.keys import Key
 
@@ -172,12 +172,7 @@ def deployed_bounty(
     version: ModelVersion, digit: int, slots: int, reward: int = 1000, **fields: object
 ) -> Bounty:
     """A bounty locked to the configured operator and admin keys, funded by the operator wallet, deployed."""
-    cost = chain.claim_cost(version, digit, settings.FEE_RATE)
-    operator, admin = chain.public_keys()
-    bounty = Bounty.objects.create(
-        digit=digit, reward=reward, slot_count=slots, model_version=version, fee_rate=settings.FEE_RATE,
-        claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin, **fields,
-    )  # fmt: skip
+    bounty = draft_bounty(version, digit, slots, reward, **fields)
     fund_and_deploy(bounty)
     return bounty
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from django.apps import apps as django_apps
-from django.conf import settings
 from django.contrib.auth.models import Group, User
 from test_browser import CHROMIUM_ARGS, ensure_chromium
 
 from bounty import chain
+from bounty.funding import draft_bounty
 from bounty.models import Bounty, ModelVersion
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -52,12 +52,7 @@ def draft() -> Bounty:
 
     version = ModelVersion.register(model_artifact(), name="browser", activate=True)
     chain.faucet(chain.operator_address(), 5_000_000)
-    operator, admin = chain.public_keys()
-    return Bounty.objects.create(
-        digit=3, reward=2000, slot_count=5, model_version=version, fee_rate=settings.FEE_RATE,
-        claim_fee=chain.claim_cost(version, 3, settings.FEE_RATE)["claim_fee"], operator_pubkey=operator,
-        admin_pubkey=admin,
-    )  # fmt: skip
+    return draft_bounty(version, digit=3, slots=5, reward=2000)
 
 
 def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 
 from bounty import chain
+from bounty.funding import draft_bounty
 from bounty.models import Bounty
 
 roles = import_module("bounty.migrations.0007_roles")
@@ -131,11 +132,7 @@ class DeployBillTestCase(ChainTestCase):
         most = chain.wallet_balance(self.wallet) * 3 // 5  # each alone fits in the wallet, not both
         Bounty.objects.filter(pk=self.draft.pk).update(reward=most, slot_count=1)
         self.draft.refresh_from_db()
-        other = Bounty.objects.create(
-            digit=3, reward=most, slot_count=1, model_version=self.version, fee_rate=self.draft.fee_rate,
-            claim_fee=self.draft.claim_fee, operator_pubkey=self.draft.operator_pubkey,
-            admin_pubkey=self.draft.admin_pubkey,
-        )  # fmt: skip
+        other = draft_bounty(self.version, digit=3, slots=1, reward=most)
         page = self.ask(self.draft, other)
         self.assertTrue(all(row["terms"] for row in page.context["rows"]), "each alone is affordable")
         self.assertLess(page.context["after"], 0)

@@ -13,7 +13,7 @@ from django.db.models import Q
 from django.test import TestCase
 
 from bounty import chain, funding, keys, sweeper
-from bounty.funding import publish_deploys, refund_unused, resume_deploy
+from bounty.funding import draft_bounty, publish_deploys, refund_unused, resume_deploy
 from bounty.models import Bounty, Slot, Transaction
 from bounty.payouts import send as real_send
 from contracts.address import hash160_of_p2pkh_script
@@ -97,11 +97,7 @@ class ChainAccounting(TestCase):
 
 class StrandedMoneyCase(ChainAccounting, ChainTestCase):
     def draft(self, slots: int) -> Bounty:
-        operator, admin = chain.public_keys()
-        return Bounty.objects.create(
-            digit=3, reward=1000, slot_count=slots, model_version=self.version, fee_rate=self.live.fee_rate,
-            claim_fee=self.live.claim_fee, operator_pubkey=operator, admin_pubkey=admin,
-        )  # fmt: skip
+        return draft_bounty(self.version, digit=3, slots=slots, reward=1000)
 
     def deploy_split(self, bounty: Bounty, then: Callable[[], None] | None = None) -> list[Transaction]:
         """Fund and deploy `bounty` in transactions of SLOTS_PER_DEPLOY slots, running `then` once the chain

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError
 
 from bounty import chain
-from bounty.funding import fund_and_deploy
+from bounty.funding import draft_bounty, fund_and_deploy
 from bounty.models import Bounty, ModelVersion
 
 FAUCET_SATS = 50_000_000
@@ -74,12 +74,8 @@ class Command(BaseCommand):
         return version
 
     def demo_bounty(self, version: ModelVersion, digit: int, slots: int, reward: int) -> None:
-        cost = chain.claim_cost(version, digit, settings.FEE_RATE)
-        operator, admin = chain.public_keys()
-        bounty = Bounty.objects.create(
-            digit=digit, reward=reward, slot_count=slots, model_version=version, fee_rate=settings.FEE_RATE,
-            claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
-        )  # fmt: skip
+        bounty = draft_bounty(version, digit, slots, reward)
+        cost = chain.claim_cost(version, digit, bounty.fee_rate)
         txs = fund_and_deploy(bounty)
         self.stdout.write(
             f"deployed demo bounty #{bounty.pk}: {slots} x {reward} sat for a {digit} "
