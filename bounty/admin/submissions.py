@@ -10,9 +10,11 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import Q
 from django.http import HttpRequest
+from django.urls import path
 from django.utils.html import format_html
 
 from bounty import images, payouts, pipeline
+from bounty.admin import pending
 from bounty.models import Reason, Submission
 from bounty.queue import enqueue
 
@@ -134,6 +136,11 @@ class ReviewQueueAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list:
+        # The grid of pending images (bounty.admin.pending), beside the queue's list.
+        grid = self.admin_site.admin_view(lambda request: pending.pending_grid(request, self.admin_site))
+        return [path("pending/", grid, name="bounty_reviewitem_pending"), *super().get_urls()]
 
     @admin.action(description="Approve the held payout", permissions=["approve_payout"])
     def approve_payout(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
