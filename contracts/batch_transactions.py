@@ -1,8 +1,9 @@
 """The batch claim: one transaction spends a batch slot and pays up to K contributors.
 
     inputs:  the batch slot, unlocked by `<operator sig> <K lane-packed images> OP_1`
-    outputs: one P2PKH output of `reward` per contributor (in batch order), then, for a partly filled batch,
-             one change output with the padded lanes' rewards and whatever the reserved fee did not need
+    outputs: one P2PKH output of `reward` per contributor (in batch order), then one change output with
+             the padded lanes' rewards (a partly filled batch) and whatever of the reserved fee the actual
+             size does not need (when a change address is given and that is worth an output)
 
 A partly filled batch is padded with copies of an already accepted image (the batch's first one, unless
 `padding` says otherwise), so the predicate still sees K accepted images; nobody is paid for a copy. The
@@ -40,7 +41,7 @@ from contracts.transactions import (
     unsigned_input,
 )
 from contracts.txverify import output
-from contracts.wire import MAX_SIGNATURE_PUSH, P2PKH_SCRIPT_BYTES, tx_bytes
+from contracts.wire import MAX_SIGNATURE_PUSH, P2PKH_SCRIPT_BYTES, output_bytes, tx_bytes
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,15 @@ def assemble_batch_claim(
     payees = [parse_address(entry.payout_address, network).locking_script() for entry in entries]
     outputs = [output(script, reward) for script in payees]
     padded = contract.lanes - len(entries)
-    if padded:
-        if change_script is None:
-            raise ValueError(f"{padded} padded lane(s): their rewards need a change script (the funder's)")
+    if padded and change_script is None:
+        raise ValueError(f"{padded} padded lane(s): their rewards need a change script (the funder's)")
+    if change_script is not None:
+        # The slot reserved the fee of the worst case (every pixel 255 in every lane); what the actual
+        # size does not need goes back with the padded lanes' rewards, when it is worth its own output.
         unlocking_bound = MAX_SIGNATURE_PUSH + len(contract.compiled.pushes(images)) + 1
         size = tx_bytes([unlocking_bound], [P2PKH_SCRIPT_BYTES] * len(payees) + [len(change_script)])
         change = slot.satoshis - reward * len(payees) - fee_rate.fee_for(size)
-        if change >= DUST:
+        if change >= max(DUST, fee_rate.fee_for(output_bytes(len(change_script))) + 1):
             outputs.append(output(change_script, change))
     if slot.satoshis - sum(out.satoshis for out in outputs) < 0:
         raise ValueError(
@@ -121,7 +124,9 @@ def build_batch_claim(
     policy: Policy = DEFAULT_POLICY,
 ) -> BuiltTransaction:
     """Spend the batch `slot`, paying `reward` to each entry's address (1..K entries); the padded lanes'
-    rewards go to `change_address` (the funder's P2PKH; `change_script` for any other script).
+    rewards and the unneeded part of the reserved fee go to `change_address` (the funder's P2PKH;
+    `change_script` for any other script). A partly filled batch needs one; a full one without it leaves
+    the whole reserved fee to the miner.
 
     Raises ImageError for a malformed image or a wrong count, AddressError for a bad address, ValueError
     when the slot cannot pay, and VerificationError when the script refuses the batch (an image that is

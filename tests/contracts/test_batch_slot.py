@@ -83,8 +83,19 @@ def test_a_full_batch_pays_every_contributor_in_one_transaction(
     assert ledger.broadcast(claim.raw) == claim.txid
     for contributor in CONTRIBUTORS:
         assert paid(ledger, contributor) == [REWARD]
-    assert claim.fee == CONTRACT.claim_fee(RATE)
-    assert reverify_ledger_with_bitcoinx(ledger) == 2
+    assert claim.fee == CONTRACT.claim_fee(RATE), "no change address: the reserved fee goes to the miner"
+    # With the funder's address, what the worst case reserved and this claim does not need comes back.
+    before = sum(paid(ledger, ALICE))
+    returned = build_batch_claim(
+        slots[1], CONTRACT, entries(LANES), OPERATOR, reward=REWARD, fee_rate=RATE,
+        change_address=ALICE.address,
+    )  # fmt: skip
+    ledger.broadcast(returned.raw)
+    assert returned.check.outputs == LANES + 1
+    assert returned.fee < CONTRACT.claim_fee(RATE)
+    assert RATE.covers(returned.fee, returned.size)
+    assert sum(paid(ledger, ALICE)) - before == CONTRACT.claim_fee(RATE) - returned.fee
+    assert reverify_ledger_with_bitcoinx(ledger) == 3
 
 
 def test_a_padded_batch_pays_its_contributors_and_returns_the_rest_to_the_funder(
