@@ -25,6 +25,7 @@ HEADLINES = {
     Submission.State.BROADCAST: "Paid! The payment is on its way (waiting for a block).",
     Submission.State.CONFIRMED: "Paid and confirmed in a block.",
     Submission.State.REJECTED: "Not paid.",
+    Submission.State.PENDING: "Not paid yet: the network read another digit; your image is kept for later.",
     Submission.State.STALLED: (
         "Accepted by the model: the network has not taken your payment yet. We are on it and will send it "
         "again; nothing is lost."
@@ -66,6 +67,8 @@ def rejection_tip(submission: Submission) -> str:
         return "Tip: wait an hour, then submit again."
     if reason == Reason.REVIEWER:
         return f"Tip: send a {digit} written by your own hand, on plain paper or in the box, nothing else."
+    if reason == Reason.PENDING_EXPIRED:
+        return f"Tip: draw the {digit} again, large and in the middle of the box; your image stays collected."
     if reason == Reason.CHAIN_REJECTED:
         return "Tip: nothing is wrong with your image; submit another one in a few minutes."
     return f"Tip: draw the {digit} again, large and in the middle of the box."
@@ -95,6 +98,39 @@ def block_text(submission: Submission) -> str:
     return f"{tx.block_height} ({tx.confirmations} confirmation{plural})"
 
 
+def pending_note(submission: Submission) -> str:
+    """What a pending image's contributor needs to know: it is kept, until when, and what happens then."""
+    if submission.state != Submission.State.PENDING:
+        return ""
+    digit, bounty = submission.claimed_digit, submission.bounty
+    until = submission.pending_until.strftime("%Y-%m-%d %H:%M UTC") if submission.pending_until else ""
+    read = ""
+    if submission.predicted_digit is not None:
+        read = f"The network read it as a {submission.predicted_digit}, not a {digit}. "
+    if not bounty.pay_on_learn:
+        return (
+            f"{read}Your image is kept until {until}: reviewers look at kept images and the genuine ones "
+            "teach the next model. This bounty does not pay kept images later. Keep this link to come back."
+        )
+    return (
+        f"{read}Your image is kept until {until}. The model is retrained on the digits people send; if a "
+        f"future version reads your image as a {digit} by then, it will be paid automatically to the address "
+        "you gave, while the bounty has rewards left: nothing to do. Keep this link: it is the way back to "
+        "see whether it was paid."
+    )
+
+
+def paid_by_note(submission: Submission) -> str:
+    """A paid-on-learn submission names the model version that read it as the digit."""
+    version = submission.paid_by_version
+    if version is None or not is_paid(submission):
+        return ""
+    return (
+        f"Paid on learn: the network first read another digit; model version {version.name}, retrained on "
+        f"digits people sent, read your image as a {submission.claimed_digit}."
+    )
+
+
 def status_payload(submission: Submission) -> dict:
     paid = is_paid(submission)
     tx = submission.claim_tx if paid else None
@@ -104,7 +140,11 @@ def status_payload(submission: Submission) -> dict:
     return {
         "state": submission.state,
         "paid": paid,
-        "final": submission.is_final,
+        # A pending image waits days for a later model: the page stops polling, the link brings it back.
+        "final": submission.is_final or submission.state == Submission.State.PENDING,
+        "pending": submission.state == Submission.State.PENDING,
+        "pending_note": pending_note(submission),
+        "paid_by": paid_by_note(submission),
         "rejected": rejected,
         "headline": HEADLINES[submission.state],
         "reason": submission.reason_text,
@@ -131,6 +171,8 @@ def step_done(submission: Submission, state: str) -> bool:
         return state == Submission.State.RECEIVED or (
             state == Submission.State.CHECKED and submission.checked_at is not None
         )
+    if submission.state == Submission.State.PENDING:
+        return state == Submission.State.RECEIVED
     # Held and stalled payouts wait after the check: the steps stop there.
     waiting = (Submission.State.HELD, Submission.State.STALLED)
     current = Submission.State.CHECKED if submission.state in waiting else submission.state

@@ -66,6 +66,10 @@
       });
     }
     show("rejection", Boolean(data.rejected));
+    setText("pending-note", data.pending_note);
+    show("pending", Boolean(data.pending));
+    setText("paid-by", data.paid_by);
+    show("paid-by", Boolean(data.paid_by));
     setText("predicted", data.predicted);
     show("read", data.predicted !== "" && data.predicted !== null && data.predicted !== undefined);
     setText("tip", data.tip);
@@ -90,9 +94,13 @@
       .then(render)
       .then(function (data) {
         // After payment, keep polling until the block arrives.
-        if (data.state !== "confirmed" && data.state !== "rejected") setTimeout(poll, 1500);
+        // A pending image waits days for a later model: its link brings the contributor back instead.
+        if (data.state !== "confirmed" && data.state !== "rejected" && data.state !== "pending") {
+          setTimeout(poll, 1500);
+        }
       })
       .catch(function () { setTimeout(poll, 4000); });
   }
-  if (box.dataset.state !== "confirmed" && box.dataset.state !== "rejected") setTimeout(poll, 1000);
+  var waiting = ["confirmed", "rejected", "pending"].indexOf(box.dataset.state) < 0;
+  if (waiting) setTimeout(poll, 1000);
 })();
