@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.utils import timezone
 
-from bounty import images
 from bounty.models import Bounty, Reason, Submission
+from bounty.near_duplicates import near_duplicate
 
 SECOND_OPINION_HOLDS = (
     Submission.Hold.SECOND_OPINION,
@@ -56,21 +55,3 @@ def screen(submission: Submission) -> tuple[Reason | None, str]:
     if limit and net and recent.filter(client_net=net).count() >= limit:
         return Reason.RATE_LIMITED, f"more than {limit} submissions from this network"
     return None, ""
-
-
-def near_duplicate(submission: Submission, earlier: QuerySet[Submission]) -> int | None:
-    """An earlier submission whose perceptual hash is within NEAR_DUPLICATE_BITS and whose pixels differ by
-    less than NEAR_DUPLICATE_GREY grey levels on average."""
-    bits = settings.NEAR_DUPLICATE_BITS
-    if bits <= 0:
-        return None
-    mine = int(submission.phash, 16)
-    candidates = [
-        pk
-        for pk, phash in earlier.values_list("pk", "phash").iterator(chunk_size=5000)
-        if (int(phash, 16) ^ mine).bit_count() <= bits
-    ]
-    for pk, pixels in Submission.objects.filter(pk__in=candidates[:200]).values_list("pk", "pixels"):
-        if images.mean_abs_difference(pixels, submission.pixel_bytes) < settings.NEAR_DUPLICATE_GREY:
-            return pk
-    return None

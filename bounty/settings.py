@@ -177,7 +177,14 @@ BURST_WINDOW = envint("BURST_WINDOW", 60, minimum=1)  # seconds
 # new uploads are refused while the originals kept take more than MAX_STORED_ORIGINALS_BYTES (0: no cap).
 ORIGINALS_RETENTION_DAYS = envint("ORIGINALS_RETENTION_DAYS", 7, minimum=1)
 MAX_STORED_ORIGINALS_BYTES = envint("MAX_STORED_ORIGINALS_BYTES", 20 * 1024**3, minimum=0)
-NEAR_DUPLICATE_BITS = envint("NEAR_DUPLICATE_BITS", 8, minimum=0)  # perceptual-hash candidates
+# Near duplicates (bounty.near_duplicates): near hashes at most this many bits apart (0: no near-duplicate
+# check), pixels within NEAR_DUPLICATE_GREY. The index's four bands find every hash within 3 bits, no more.
+NEAR_DUPLICATE_BITS = envint("NEAR_DUPLICATE_BITS", 3, minimum=0)
+if NEAR_DUPLICATE_BITS > 3:
+    raise ImproperlyConfigured(
+        f"NEAR_DUPLICATE_BITS must be at most 3, not {NEAR_DUPLICATE_BITS}: the near-duplicate index finds "
+        "every hash within 3 bits and no further"
+    )
 NEAR_DUPLICATE_GREY = float(envint("NEAR_DUPLICATE_GREY_X10", 15, minimum=0)) / 10  # mean |difference|
 TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
 # A second, unpublished model (classifier/second_opinion.py) that must agree before the operator co-signs;

@@ -9,6 +9,8 @@ from typing import ClassVar
 from django.db import models
 from django.utils import timezone
 
+from bounty import images
+
 
 def network_of(ip: str | None) -> str:
     """What a rate limit counts: the address for IPv4, its /64 for IPv6 (one household, or one attacker,
@@ -148,6 +150,14 @@ class Submission(models.Model):
         default=0, help_text="claims the network refused with the slot unspent"
     )
     updated = models.DateTimeField(default=timezone.now, db_index=True)
+    # The near-duplicate index (bounty.near_duplicates): the 64-bit near hash and its four 16-bit bands, each
+    # band indexed, so the rows sharing a band with a new image are found without reading the others. Set
+    # from the pixels when the row is saved.
+    near_hash = models.CharField(max_length=16, blank=True, default="", help_text="64-bit near hash, hex")
+    near_band_0 = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    near_band_1 = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    near_band_2 = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    near_band_3 = models.PositiveIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ("-received_at",)
@@ -161,6 +171,11 @@ class Submission(models.Model):
         indexes = (
             models.Index(fields=["client_net", "received_at"], name="submission_net_recent"),
             models.Index(fields=["payout_address", "received_at"], name="submission_address_recent"),
+            # The near-duplicate lookup matches any of the four bands exactly (bounty.near_duplicates).
+            *(
+                models.Index(fields=[f"near_band_{band}"], name=f"submission_near_band_{band}")
+                for band in range(4)
+            ),
         )
 
     def __str__(self) -> str:
@@ -169,7 +184,13 @@ class Submission(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if self.contributor_ip and not self.client_net:
             self.client_net = network_of(self.contributor_ip)
+        if self.pixels and not self.near_hash:
+            self.set_near_hash(images.near_hash(self.pixel_bytes))
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def set_near_hash(self, value: int) -> None:
+        self.near_hash = f"{value:016x}"
+        self.near_band_0, self.near_band_1, self.near_band_2, self.near_band_3 = images.near_hash_bands(value)
 
     def advance(self, to: str, **fields: object) -> bool:
         """Move to state `to` if the row is still in the state this object holds; False if it was not, and

@@ -1,5 +1,5 @@
 """Every lookup on the submission path is served by an index, on SQLite and (in the PostgreSQL re-run of the
-suite) on PostgreSQL: the rate limits, the exact-duplicate check, the status page, reserving a slot.
+suite) on PostgreSQL: the rate limits, the exact and near duplicate checks, the status page, reserving a slot.
 
 PostgreSQL's planner prefers a sequential scan on a table this small, so sequential scans are switched off
 for the check: the question is whether an index can serve the query at all, which a million rows make matter.
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 from bounty_testing import BaseTestCase
 from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
 from bounty.models import Slot, Submission
+from bounty.near_duplicates import sharing_a_band
 
 
 class QueryPlanTestCase(BaseTestCase):
@@ -51,3 +53,24 @@ class QueryPlanTestCase(BaseTestCase):
 
     def test_reserving_a_slot_uses_an_index(self) -> None:
         self.assert_uses_index(Slot.objects.filter(bounty=self.bounty, state=Slot.State.FREE))
+
+    def test_the_near_duplicate_lookup_reads_the_four_band_indexes(self) -> None:
+        """With rows in the table and its statistics current, as in service: the id bound matches nearly every
+        row, a band value almost none."""
+        rng = np.random.default_rng(15)
+        rows = []
+        for number in range(3000):
+            row = Submission(
+                bounty=self.bounty, pixels=bytes(784), pixel_sha256=f"{number:064x}", phash="0" * 64,
+                claimed_digit=7, payout_address=self.bob_address,
+            )  # fmt: skip
+            row.set_near_hash(int(rng.integers(0, 2**63)))
+            rows.append(row)
+        Submission.objects.bulk_create(rows)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE bounty_submission")
+        newest = Submission.objects.order_by("-pk").values_list("pk", flat=True)[0]
+        earlier = Submission.objects.filter(pk__lt=newest).exclude(state=Submission.State.REJECTED)
+        lookup = sharing_a_band(0x0123_4567_89AB_CDEF, earlier).order_by().values_list("pk", "near_hash")
+        for band in range(4):
+            self.assert_uses_index(lookup, f"submission_near_band_{band}")
