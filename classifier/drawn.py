@@ -24,6 +24,8 @@ import argparse
 import hashlib
 import json
 import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -293,3 +295,29 @@ def run_command(args: argparse.Namespace) -> int:
         for key, value in report.items():
             print(f"{key}: {value}")
     return 0
+
+
+# Bump when the generator changes, so a cached copy of an older set is never read as the current one.
+VERSION = 1
+
+
+def cached(directory: Path | None = None) -> DrawnSet:
+    """The default set, built once and kept in the data cache (beside MNIST) for later processes."""
+    from classifier.data import cache_dir
+
+    folder = Path(directory) if directory is not None else cache_dir()
+    path = folder / f"drawn-v{VERSION}-seed{SEED}.npz"
+    if path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                return DrawnSet(arrays["x"], arrays["y"], arrays["family"])
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged copy: build it again below
+    drawn = build()
+    folder.mkdir(parents=True, exist_ok=True)
+    # Written aside and renamed, so a process reading it at the same time never sees half a file.
+    handle, temporary = tempfile.mkstemp(dir=folder, suffix=".npz")
+    os.close(handle)
+    drawn.save(Path(temporary))
+    os.replace(temporary, path)
+    return drawn

@@ -39,6 +39,40 @@ def max_accuracy_drop() -> float:
         raise ImproperlyConfigured(f"RETRAIN_MAX_ACCURACY_DROP must be a number, not {raw!r}") from None
 
 
+def _fraction(name: str, default: str) -> float:
+    raw = _setting(name, envstr(name, default))
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ImproperlyConfigured(f"{name} must be a number between 0 and 1, not {raw!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise ImproperlyConfigured(f"{name} must be a number between 0 and 1, not {raw!r}")
+    return value
+
+
+def min_mnist_accuracy() -> float:
+    """The floor: a candidate below this integer accuracy on the MNIST test images is never promoted, however
+    its predecessor did (a per-run allowance alone would let repeated seasons ratchet accuracy down)."""
+    return _fraction("RETRAIN_MIN_MNIST_ACCURACY", "0.975")
+
+
+def heldout_max_p() -> float:
+    """The one-sided exact McNemar p-value on the held-out collected images at or below which the candidate's
+    gain counts as real (1 accepts any candidate that is no worse there)."""
+    return _fraction("RETRAIN_HELDOUT_MAX_P", "0.05")
+
+
+def drawn_max_drop() -> float:
+    """How far accuracy on the drawn-style evaluation set may fall (0: not at all)."""
+    return _fraction("RETRAIN_DRAWN_MAX_DROP", "0")
+
+
+def drawn_set_path() -> Path | None:
+    """An npz (`x`, `y`) to use as the drawn-style set; unset, the one `classifier.drawn` builds (cached)."""
+    raw = _setting("RETRAIN_DRAWN_SET", envstr("RETRAIN_DRAWN_SET", ""))
+    return Path(raw) if raw else None
+
+
 def max_predicate_bytes() -> int:
     return int(
         _setting("RETRAIN_MAX_PREDICATE_BYTES", envint("RETRAIN_MAX_PREDICATE_BYTES", 40_000, minimum=1))
