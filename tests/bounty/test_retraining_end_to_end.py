@@ -31,6 +31,10 @@ SHORT_ENVIRONMENT = {
     "RETRAIN_HELDOUT_PERCENT": "0",
     "RETRAIN_GATE_DIGITS": "7",
     "RETRAIN_MAX_ACCURACY_DROP": "0.01",
+    # A short training on a subset beats the weakened base but not the MNIST floor, and there are no held-out
+    # images to test a gain on: this test is about the promotion and the migration, the gate has its own.
+    "RETRAIN_MIN_MNIST_ACCURACY": "0",
+    "RETRAIN_HELDOUT_MAX_P": "1",
 }
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
