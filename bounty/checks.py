@@ -83,7 +83,7 @@ def check_second_opinion(app_configs: object = None, **kwargs: object) -> list:
             Error(
                 f"SECOND_OPINION is on but its model {settings.SECOND_OPINION_MODEL} cannot be loaded: "
                 f"{error}",
-                hint="restore the file (python -m classifier.second_opinion train --out PATH), point "
+                hint="restore the file (python -m classifier second-opinion train --out PATH), point "
                 "SECOND_OPINION_MODEL at it, or set SECOND_OPINION=0 (development only)",
                 id="bounty.E004",
             )

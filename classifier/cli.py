@@ -50,7 +50,43 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(handler=run_predict)
     drawn.add_command(commands)  # the drawn-style evaluation set keeps its command beside its code
+    add_second_opinion_commands(commands)
     return parser
+
+
+def add_second_opinion_commands(commands: Any) -> None:
+    """`second-opinion train|evaluate|transfer`: the unpublished CNN (classifier/second_opinion/)."""
+    from classifier.second_opinion import DEFAULT_MIN_CONFIDENCE, DEFAULT_PATH
+    from classifier.second_opinion import TrainingOptions as SecondOpinionOptions
+
+    group = commands.add_parser("second-opinion", help="train the second model, measure what it stops")
+    second = group.add_subparsers(dest="second_opinion_command", required=True)
+    defaults = SecondOpinionOptions()
+    published = DEFAULT_PATH.parent / "default.npz"
+    train = second.add_parser("train", help="train the CNN and write its artifact")
+    train.add_argument("--out", type=Path, required=True)
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--limit", type=int, help="train on the first N MNIST training images only")
+    train.add_argument("--json", action="store_true")
+    train.set_defaults(handler=run_second_opinion_train)
+    evaluate = second.add_parser("evaluate", help="attack success and how much of it this check stops")
+    evaluate.add_argument("--model", type=Path, default=DEFAULT_PATH)
+    evaluate.add_argument("--published", type=Path, default=published)
+    evaluate.add_argument("--attacks", type=int, default=200)
+    evaluate.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(handler=run_second_opinion_evaluate)
+    transfer = second.add_parser("transfer", help="joint attack with a surrogate CNN the attacker trains")
+    transfer.add_argument("--model", type=Path, default=DEFAULT_PATH)
+    transfer.add_argument("--published", type=Path, default=published)
+    transfer.add_argument("--surrogate", type=Path, help="a trained surrogate npz (default: train one)")
+    transfer.add_argument("--surrogate-seed", type=int, default=1234)
+    transfer.add_argument("--surrogate-epochs", type=int, default=2)
+    transfer.add_argument("--attacks", type=int, default=100)
+    transfer.add_argument("--min-confidence", type=float, default=DEFAULT_MIN_CONFIDENCE)
+    transfer.add_argument("--json", action="store_true")
+    transfer.set_defaults(handler=run_second_opinion_transfer)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,6 +157,56 @@ def run_predict(args: argparse.Namespace) -> int:
         for result in results:
             print(f"{result['image']}: {result['digit']}  scores {result['scores']}")
     return 0
+
+
+def run_second_opinion_train(args: argparse.Namespace) -> int:
+    from classifier.second_opinion import TrainingOptions as SecondOpinionOptions
+    from classifier.second_opinion import train
+
+    options = SecondOpinionOptions(epochs=args.epochs, seed=args.seed, limit=args.limit)
+    model, manifest = train(options, progress=not args.json)
+    model.save(args.out)
+    _print_nested({"out": str(args.out), "bytes": args.out.stat().st_size, **manifest}, args.json)
+    return 0
+
+
+def run_second_opinion_evaluate(args: argparse.Namespace) -> int:
+    from classifier.second_opinion import SecondOpinion, evaluate
+
+    result = evaluate(
+        SecondOpinion.load(args.model), IntegerModel.load(args.published), attacks=args.attacks,
+        min_confidence=args.min_confidence, progress=not args.json,
+    )  # fmt: skip
+    _print_nested(result, args.json)
+    return 0
+
+
+def run_second_opinion_transfer(args: argparse.Namespace) -> int:
+    from classifier.second_opinion import SecondOpinion, evaluate_transfer, train
+    from classifier.second_opinion import TrainingOptions as SecondOpinionOptions
+
+    if args.surrogate:
+        surrogate = SecondOpinion.load(args.surrogate)
+    else:
+        options = SecondOpinionOptions(epochs=args.surrogate_epochs, seed=args.surrogate_seed)
+        surrogate, _ = train(options, progress=not args.json)
+    result = evaluate_transfer(
+        SecondOpinion.load(args.model), IntegerModel.load(args.published), surrogate, attacks=args.attacks,
+        min_confidence=args.min_confidence, progress=not args.json,
+    )  # fmt: skip
+    _print_nested(result, args.json)
+    return 0
+
+
+def _print_nested(result: dict[str, Any], as_json: bool, prefix: str = "") -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    for key, value in result.items():
+        if isinstance(value, dict):
+            _print_nested(value, False, f"{prefix}{key}.")
+        else:
+            print(f"{prefix}{key}: {value}")
 
 
 def evaluation(
