@@ -99,12 +99,23 @@ class BountyForm(forms.ModelForm):
 
     class Meta:
         model = Bounty
-        fields = ("digit", "reward", "slot_count", "model_version", "review_window", "expires_at")
+        fields = (
+            "digit", "reward", "slot_count", "model_version", "review_window", "expires_at", "pending_days",
+            "pay_on_learn",
+        )  # fmt: skip
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         if "model_version" in self.fields and not self.instance.pk:
             self.fields["model_version"].initial = ModelVersion.active()
+        if "pending_days" in self.fields:
+            self.fields["pending_days"].required = False  # left empty: the default window
+
+    def clean_pending_days(self) -> int:
+        days = self.cleaned_data.get("pending_days")
+        if days is None:
+            return int(Bounty._meta.get_field("pending_days").default)
+        return int(days)
 
     def clean(self) -> dict:
         cleaned = super().clean()
@@ -299,7 +310,8 @@ def refund_plan(bounty: Bounty, to_address: str) -> dict:
 
 
 TERMS = ["digit", "reward", "slot_count", "model_version"]
-EDITABLE = [*TERMS, "review_window", "expires_at"]
+# Pay on learn's window and choice are not in any script: the funder may change them at any time.
+EDITABLE = [*TERMS, "review_window", "expires_at", "pending_days", "pay_on_learn"]
 
 
 @admin.register(Bounty)

@@ -8,7 +8,6 @@ permission too.
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.db.models import Q
 from django.http import HttpRequest
 from django.urls import path
 from django.utils.html import format_html
@@ -84,7 +83,8 @@ class SubmissionAdmin(admin.ModelAdmin):
 
 
 class ReviewItem(Submission):
-    """The review queue: rejected and held submissions, for labels and held payouts."""
+    """The review queue: rejected, held and pending submissions, for labels and held payouts (pending ones
+    are faster to decide in their grid, bounty.admin.pending)."""
 
     class Meta:
         proxy = True
@@ -123,7 +123,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         return (
             super()
             .get_queryset(request)
-            .filter(Q(state=Submission.State.HELD) | Q(state=Submission.State.REJECTED))
+            .filter(state__in=(Submission.State.HELD, Submission.State.REJECTED, Submission.State.PENDING))
         )
 
     @admin.display(description="image")

@@ -48,7 +48,8 @@ def labelled_submissions():  # type: ignore[no-untyped-def]
 def label_of(submission: Submission) -> tuple[int, str]:
     if submission.true_digit is not None:
         # "confirmed": a reviewer said a kept (pending) image is the digit it was sent for
-        return int(submission.true_digit), "confirmed" if submission.pending_at else "reviewer"
+        confirmed = submission.pending_at is not None and submission.true_digit == submission.claimed_digit
+        return int(submission.true_digit), "confirmed" if confirmed else "reviewer"
     if submission.state == Submission.State.PENDING:
         return int(submission.claimed_digit), "signals"
     return int(submission.bounty.digit), "paid"
