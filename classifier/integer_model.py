@@ -103,16 +103,19 @@ class IntegerModel:
     def sparsity(self) -> float:
         return float(1 - np.count_nonzero(self.w1) / self.w1.size)
 
-    def save(self, path: Path) -> Path:
-        """Write the npz (arrays + manifest) and the manifest beside it as `<name>.json`."""
+    def save(self, path: Path | str) -> Path:
+        """Write the artifact (docs/model-artifact.md): the npz, and its manifest beside it as JSON."""
         path = Path(path)
+        recorded = ("format_version", "architecture", "weights_sha256")
         manifest = {
-            **self.manifest,
+            **{key: value for key, value in self.manifest.items() if key not in recorded},
             "format_version": FORMAT_VERSION,
+            "architecture": dict(zip(("inputs", "hidden", "classes"), self.shape, strict=True))
+            | {"activation": "relu"},
             "weights_sha256": self.weights_sha256(),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(manifest, indent=2, sort_keys=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as handle:
             np.savez_compressed(
                 handle, w1=self.w1, b1=self.b1, w2=self.w2, b2=self.b2, manifest=np.array(text)
@@ -122,6 +125,8 @@ class IntegerModel:
 
     @classmethod
     def load(cls, path: Path | str) -> IntegerModel:
+        """Read and validate an artifact (docs/model-artifact.md, "Loading"); every problem is one
+        ModelFormatError naming the file."""
         path = Path(path)
         if not path.is_file():
             raise ModelFormatError(f"no model file at {path}")
@@ -131,16 +136,31 @@ class IntegerModel:
                 if missing:
                     raise ModelFormatError(f"{path} is not a model artifact: missing {', '.join(missing)}")
                 weights = {name: arrays[name] for name in ARRAY_NAMES}
-                manifest = json.loads(str(arrays["manifest"]))
+                text = str(arrays["manifest"][()])
         except ModelFormatError:
             raise
         except Exception as error:  # numpy raises many types for a file that is not an npz
             raise ModelFormatError(
                 f"{path} is not a readable model artifact ({type(error).__name__})"
             ) from None
-        model = cls(**weights, manifest=manifest)
-        recorded = manifest.get("weights_sha256")
-        if recorded != model.weights_sha256():
+        for name, array in weights.items():
+            if array.dtype != np.int64:
+                raise ModelFormatError(f"{path}: {name} must be int64, got {array.dtype}")
+        try:
+            manifest = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ModelFormatError(f"{path}: the manifest is not JSON ({error.msg})") from None
+        if not isinstance(manifest, dict):
+            raise ModelFormatError(f"{path}: the manifest must be a JSON object")
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ModelFormatError(
+                f"{path}: format_version {manifest.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+            )
+        try:
+            model = cls(**weights, manifest=manifest)
+        except ModelFormatError as error:
+            raise ModelFormatError(f"{path}: {error}") from None
+        if manifest.get("weights_sha256") != model.weights_sha256():
             raise ModelFormatError(f"{path}: weights do not match the sha256 recorded in the manifest")
         return model
 

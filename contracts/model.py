@@ -82,7 +82,8 @@ class IntegerModel:
 
     @classmethod
     def load(cls, path: str | Path) -> IntegerModel:
-        """Read and validate an artifact; every problem is one ModelFormatError naming the file."""
+        """Read and validate an artifact (docs/model-artifact.md, "Loading"); every problem is one
+        ModelFormatError naming the file."""
         path = Path(path)
         if not path.is_file():
             raise ModelFormatError(f"{path}: no such model file")
@@ -114,29 +115,29 @@ class IntegerModel:
             model = cls(arrays["w1"], arrays["b1"], arrays["w2"], arrays["b2"], manifest)
         except ModelFormatError as error:
             raise ModelFormatError(f"{path}: {error}") from None
-        expected = manifest.get("weights_sha256")
-        if expected is not None and expected != model.weights_sha256():
+        if manifest.get("weights_sha256") != model.weights_sha256():
             raise ModelFormatError(f"{path}: weights do not match the manifest's weights_sha256")
         return model
 
-    def save(self, path: str | Path) -> None:
-        """Write the artifact format (used by tests and tools that build small models)."""
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact (docs/model-artifact.md): the npz, and its manifest beside it as JSON."""
+        path = Path(path)
+        recorded = ("format_version", "architecture", "weights_sha256")
         manifest = {
+            **{key: value for key, value in self.manifest.items() if key not in recorded},
             "format_version": FORMAT_VERSION,
             "architecture": dict(zip(("inputs", "hidden", "classes"), self.shape, strict=True))
             | {"activation": "relu"},
-            **{k: v for k, v in self.manifest.items() if k not in ("format_version", "architecture")},
             "weights_sha256": self.weights_sha256(),
         }
-        with open(path, "wb") as handle:
-            np.savez(
-                handle,
-                w1=self.w1,
-                b1=self.b1,
-                w2=self.w2,
-                b2=self.b2,
-                manifest=np.array(json.dumps(manifest)),
+        text = json.dumps(manifest, indent=2, sort_keys=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            np.savez_compressed(
+                handle, w1=self.w1, b1=self.b1, w2=self.w2, b2=self.b2, manifest=np.array(text)
             )
+        path.with_suffix(".json").write_text(text + "\n")
+        return path
 
     def weights_sha256(self) -> str:
         return weights_sha256(self.w1, self.b1, self.w2, self.b2)
