@@ -21,6 +21,7 @@ worker finds the submission as that worker left it (`Submission.advance`) and th
 from __future__ import annotations
 
 import logging
+from enum import Enum
 
 from django.conf import settings
 from django.db import transaction
@@ -38,18 +39,23 @@ from bounty.screening import SECOND_OPINION_HOLDS, hold_reason, screen
 log = logging.getLogger(__name__)
 
 
-def process(submission_id: int) -> str:
-    """Advance one submission as far as it can go now; returns its state.
+class Stage(Enum):
+    """The steps each queue's workers run when verification and broadcast have queues of their own
+    (CELERY_VERIFY_QUEUE, CELERY_BROADCAST_QUEUE; bounty.tasks): the states each stage moves on from."""
+
+    VERIFY = (Submission.State.RECEIVED, Submission.State.CHECKED)
+    BROADCAST = (Submission.State.VERIFIED,)
+
+
+def process(submission_id: int, stage: Stage | None = None) -> str:
+    """Advance one submission as far as it can go now (or, given a stage, as far as that stage's steps
+    take it); returns its state.
 
     Steps run until one leaves the state unchanged; a step may also send a submission back (a claim whose
     slot was spent elsewhere returns to "checked" and the next round reserves another slot).
     """
     submission = Submission.objects.select_related("bounty__model_version").get(pk=submission_id)
-    steps = {
-        Submission.State.RECEIVED: check,
-        Submission.State.CHECKED: claim,
-        Submission.State.VERIFIED: broadcast_claim,
-    }
+    steps = STEPS if stage is None else {state: STEPS[state] for state in stage.value}
     while (step := steps.get(submission.state)) is not None:
         before = submission.state
         step(submission)
@@ -183,3 +189,10 @@ def approve(submission: Submission) -> bool:
         transaction.on_commit(lambda: enqueue(submission.pk))
         return True
     return False
+
+
+STEPS = {
+    Submission.State.RECEIVED: check,
+    Submission.State.CHECKED: claim,
+    Submission.State.VERIFIED: broadcast_claim,
+}

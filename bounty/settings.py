@@ -131,7 +131,10 @@ CELERY_TASK_QUEUES = {
     name: {"routing_key": name}
     for name in dict.fromkeys((CELERY_TASK_DEFAULT_QUEUE, CELERY_VERIFY_QUEUE, CELERY_BROADCAST_QUEUE))
 }
-CELERY_TASK_ROUTES = {"bounty.tasks.process_submission": {"queue": CELERY_VERIFY_QUEUE}}
+CELERY_TASK_ROUTES = {
+    "bounty.tasks.process_submission": {"queue": CELERY_VERIFY_QUEUE},
+    "bounty.tasks.broadcast_submission": {"queue": CELERY_BROADCAST_QUEUE},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 

@@ -2,23 +2,60 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from bounty import confirmations, limits, pipeline, sweeper
+from bounty.models import Submission
 from bounty.payouts import TryLater
+
+log = logging.getLogger(__name__)
 
 # The database went away mid-task (a restart, a failover, a dropped connection): the work is idempotent, so
 # try again soon; Celery's Django fixup opens a fresh connection for the next run.
 TRANSIENT = (TryLater, OperationalError, InterfaceError)
 
 
+def separate_queues() -> bool:
+    return bool(settings.CELERY_VERIFY_QUEUE != settings.CELERY_BROADCAST_QUEUE)
+
+
 @shared_task(bind=True, max_retries=30, acks_late=True)
 def process_submission(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Verification, on CELERY_VERIFY_QUEUE. With one queue for both, the same task broadcasts too (no
+    second trip through the broker); with two, a verified claim is handed to the broadcast queue."""
+    stage = pipeline.Stage.VERIFY if separate_queues() else None
     try:
-        return pipeline.process(submission_id)
+        state = pipeline.process(submission_id, stage)
     except TRANSIENT as error:
         raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
+    if stage is not None and state == Submission.State.VERIFIED:
+        hand_over(broadcast_submission, submission_id)
+    return state
+
+
+@shared_task(bind=True, max_retries=30, acks_late=True)
+def broadcast_submission(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Broadcast a stored claim, on CELERY_BROADCAST_QUEUE. A claim that lost its slot comes back
+    "checked": verification builds another, on its own queue."""
+    try:
+        state = pipeline.process(submission_id, pipeline.Stage.BROADCAST)
+    except TRANSIENT as error:
+        raise self.retry(exc=error, countdown=min(2**self.request.retries, 60)) from error
+    if state == Submission.State.CHECKED:
+        hand_over(process_submission, submission_id)
+    return state
+
+
+def hand_over(task, submission_id: int) -> None:  # type: ignore[no-untyped-def]
+    """Queue the next stage; if the broker is down the sweeper finds the submission stuck and queues it."""
+    try:
+        task.delay(submission_id)
+    except Exception as error:  # the state is committed; nothing is lost
+        log.warning("could not queue submission %s for %s: %s", submission_id, task.name, error)
 
 
 @shared_task
