@@ -56,14 +56,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy classifier contracts
 
+# pytest and smoke run through scripts/test-services.sh: the PostgreSQL and Redis on their usual ports when
+# they answer, otherwise private ones it starts (and installs) and stops afterwards. `make test` starts them
+# once for both: the inner calls find them answering.
 pytest: $(STAMP)
-	$(VENV)/bin/pytest
+	bash scripts/test-services.sh $(VENV)/bin/pytest
 
 # Production-like: gunicorn, a worker and beat on PostgreSQL + Redis, the ARC client against the local ledger.
 smoke: $(STAMP)
-	bash deploy/smoke.sh
+	bash scripts/test-services.sh bash deploy/smoke.sh
 
-test: lint typecheck smoke pytest
+test: lint typecheck
+	bash scripts/test-services.sh $(MAKE) --no-print-directory smoke pytest
 
 # The service on its embedded defaults: SQLite, a private Redis, the local ledger, a funded demo bounty.
 run: $(STAMP)

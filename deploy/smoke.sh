@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Production-like smoke test (part of `make test`): the real process layout on loopback, end to end.
 #
-#   PostgreSQL (127.0.0.1:5432, user postgres; a throwaway database), Redis (127.0.0.1:6379, database 13),
+#   PostgreSQL (127.0.0.1:5432, user postgres; a throwaway database), Redis (the database "smoke" of
+#   tests/redis_databases.py: 13 on BOUNTY_TEST_REDIS, default 127.0.0.1:6379),
 #   the local ledger behind its ARC-compatible HTTP endpoints (CHAIN_BACKEND=arc: contracts.arc.ArcBackend is
 #   the chain client, exactly as on testnet/mainnet), gunicorn, a Celery worker and beat started with the
 #   commands of the systemd units, bounty.settings_production.
@@ -11,6 +12,7 @@
 # confirmed claim; checks /readyz and `manage.py health`; backs up, restores into a fresh database and
 # compares submissions and transactions. Everything it starts is stopped on exit; what it created is removed.
 # Overrides: SMOKE_PG_HOST/PORT/USER, SMOKE_REDIS_URL, SMOKE_KEEP=1 (keep the work folder and logs).
+# `make test` runs it through scripts/test-services.sh, which sets them to private servers when none answer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -22,7 +24,8 @@ STARTED_AT=$(date +%s)
 PG_HOST="${SMOKE_PG_HOST:-127.0.0.1}"
 PG_PORT="${SMOKE_PG_PORT:-5432}"
 PG_USER="${SMOKE_PG_USER:-postgres}"
-REDIS_URL_SMOKE="${SMOKE_REDIS_URL:-redis://127.0.0.1:6379/13}"  # /15 belongs to tests/bounty
+# The tests' table of Redis databases names smoke.sh's (SMOKE_REDIS_URL when set).
+REDIS_URL_SMOKE="${SMOKE_REDIS_URL:-$("$PY" tests/redis_databases.py smoke 2>/dev/null || true)}"
 DB="bounty_smoke_$$"
 DB_RESTORED="${DB}_restored"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/bounty-smoke.XXXXXX")"
@@ -109,12 +112,13 @@ manage() { "$PY" manage.py "$@"; }
 
 step "prerequisites"
 [ -x "$PY" ] || die "no virtualenv at .venv: run make first"
+[ -n "$REDIS_URL_SMOKE" ] || die "tests/redis_databases.py did not name smoke.sh's Redis database"
 command -v psql >/dev/null || die "psql is missing (apt-get install postgresql-client)"
 command -v setsid >/dev/null || die "setsid is missing (util-linux)"
 psql_admin -c "SELECT 1" >/dev/null || die "PostgreSQL is not reachable at $PG_HOST:$PG_PORT as $PG_USER"
 "$PY" -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=2).ping()" \
     "$REDIS_URL_SMOKE" || die "Redis is not reachable at $REDIS_URL_SMOKE"
-exec 9>"${TMPDIR:-/tmp}/bounty-smoke.lock"  # one smoke test at a time per machine: Redis /13 is shared
+exec 9>"${TMPDIR:-/tmp}/bounty-smoke.lock"  # one smoke test at a time per machine: its Redis database is shared
 flock -w 240 9 || die "another smoke test holds ${TMPDIR:-/tmp}/bounty-smoke.lock"
 "$PY" -c "import redis, sys; redis.Redis.from_url(sys.argv[1]).flushdb()" "$REDIS_URL_SMOKE"
 mkdir -p "$WORK/log" "$WORK/keys" "$WORK/media" "$WORK/static" "$WORK/ledger"

@@ -1,7 +1,9 @@
 """The bounty suite again on PostgreSQL (127.0.0.1:5432, user postgres, database `test` for the connection;
 Django creates and drops its own test database), in a second pytest process with DATABASE_URL switched.
 
-Set BOUNTY_POSTGRES_URL to use another server. The PostgreSQL run is part of the suite, never optional.
+Set BOUNTY_POSTGRES_URL to use another server; scripts/test-services.sh (`make test` runs pytest through
+it) sets it to a private cluster when nothing answers there. The PostgreSQL run is part of the suite, never
+optional.
 """
 
 from __future__ import annotations
