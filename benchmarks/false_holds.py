@@ -3,8 +3,8 @@
 Among images the published integer model pays (it reads the true label, so the contributor claimed it),
 the share the second model does not confirm with the service's confidence threshold. Measured on the MNIST
 test set as it is, and on the same images made to look drawn or photographed: strokes thickened by a 2x2
-maximum (a finger or a marker), and shrunk to 14x14 then blown up again (a low-resolution photo). The altered
-sets are stand-ins until a set of digits drawn through the service's own canvas exists.
+maximum (a finger or a marker), and shrunk to 14x14 then blown up again (a low-resolution photo); and on the
+drawn-style evaluation set (`classifier.drawn`: strokes through the canvas preprocessing, fonts, photos).
 
     .venv/bin/python benchmarks/false_holds.py [--model PATH] [--second PATH] [--json]
 """
@@ -24,6 +24,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from classifier import drawn  # noqa: E402
 from classifier.data import load_mnist  # noqa: E402
 from classifier.integer_model import IntegerModel  # noqa: E402
 from classifier.second_opinion import DEFAULT_MIN_CONFIDENCE, DEFAULT_PATH, SecondOpinion  # noqa: E402
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         measure("thick strokes (2x2 max)", thick(x_test), y_test, published, second),
         measure("low resolution (14x14 and back)", low_resolution(x_test), y_test, published, second),
     ]
+    style = drawn.cached()
+    rows.append(measure("drawn-style set", style.x, style.y, published, second))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
