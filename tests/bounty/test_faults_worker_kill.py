@@ -1,6 +1,6 @@
 """A worker killed with SIGKILL at each dangerous step of a claim: after reserving a slot, after storing the
 claim, and after broadcasting it but before recording that. A fresh worker and the sweeper finish each one
-correctly (real Celery worker subprocesses, the real Redis at 127.0.0.1:6379/11, the local ledger)."""
+correctly (real Celery worker subprocesses, the fault tests' Redis database, the local ledger)."""
 
 from __future__ import annotations
 
