@@ -13,7 +13,8 @@ multiple of K) through full batch claims, and prints both side by side: bytes pe
 output's share + the claim's share), claim transaction size, verification seconds per claim and per image
 (`verify_transaction`: every input through the native VM, policy, fee), the fee per paid image at the rate;
 checks that a batch with one image of another class is refused; and measures a half-filled batch claim
-with its padded lanes' rewards returned to the funder's address vs to a fresh single slot of the bounty.
+with its padded lanes' rewards returned to the funder's address vs to a fresh single slot of the bounty,
+and the bytes per paid image when only n of the K lanes are filled, for n = 1..K.
 Batch claims return the unneeded part of the slot's worst-case fee reservation to the funder (one output).
 """
 
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from contracts.batch_slot import BatchSlotContract
 from contracts.batch_transactions import BatchClaimEntry, build_batch_claim
+from contracts.chain import Utxo
 from contracts.errors import VerificationError
 from contracts.fees import FeeRate
 from contracts.keys import Key
@@ -117,6 +119,27 @@ def measure_single(
     }
 
 
+def bytes_by_filled_lanes(
+    contract: BatchSlotContract, slot: Utxo, matching: np.ndarray, reward: int, rate: FeeRate, actors: Actors
+) -> dict[int, int]:
+    """Bytes per paid image when only n of the K lanes are filled (the rest padded, their rewards returned):
+    (slot output + median claim over 3 image sets) / n, for n = 1..K. Built and verified, not broadcast."""
+    lanes = contract.lanes
+    result = {}
+    for filled in range(1, lanes + 1):
+        sizes = []
+        for trial in range(3):
+            chosen = matching[trial * lanes : trial * lanes + filled]
+            entries = [BatchClaimEntry(image, actors.contributor.address) for image in chosen]
+            claim = build_batch_claim(
+                slot, contract, entries, actors.operator, reward=reward, fee_rate=rate,
+                change_address=actors.funder.address,
+            )  # fmt: skip
+            sizes.append(claim.size)
+        result[filled] = round((contract.slot_output_bytes + statistics.median(sizes)) / filled)
+    return result
+
+
 def measure_batch(
     model: IntegerModel,
     digit: int,
@@ -177,6 +200,7 @@ def measure_batch(
             change_script=single.locking_script,
         )  # fmt: skip
         ledger.broadcast(to_funder.raw)
+        by_filled = bytes_by_filled_lanes(contract, slots[0], matching, reward, rate, actors)
     seconds = verify_seconds(claims, rate)
 
     deploy_bytes = sum(d.size for d in deploys)
@@ -217,6 +241,7 @@ def measure_batch(
             if to_slot.check.outputs == len(half) + 1
             else to_funder.size - output_bytes(P2PKH_SCRIPT_BYTES) + single.slot_output_bytes
         ),
+        "bytes_per_paid_image_by_filled_lanes": by_filled,
         "claims_built_and_verified_per_second": round(len(claims) / build_seconds, 2),
         "claims_accepted_by_ledger_per_second": round(len(claims) / ledger_seconds, 2),
     }
@@ -273,6 +298,9 @@ def main() -> int:
     header = f"{'':<{width}}  {'single':>12}" + (f"  {'batch K=' + str(args.batch):>12}" if batch else "")
     print(header)
     for key in keys:
+        if isinstance(batch.get(key), dict):
+            print(f"{key}: " + ", ".join(f"{n}: {v:,}" for n, v in batch[key].items()))
+            continue
         row = f"{key:<{width}}  {single.get(key, '')!s:>12}"
         if batch:
             row += f"  {batch.get(key, '')!s:>12}"
