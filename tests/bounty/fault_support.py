@@ -42,7 +42,13 @@ from bounty.models import Bounty, ModelVersion, Slot, Submission, Transaction
 from contracts.ledger import DB_NAME
 from contracts.txverify import parse_transaction
 
-SETTLED = {Submission.State.BROADCAST, Submission.State.CONFIRMED, Submission.State.REJECTED}
+# (pending: kept for a later model; no worker moves it until a promotion re-reads it)
+SETTLED = {
+    Submission.State.BROADCAST,
+    Submission.State.CONFIRMED,
+    Submission.State.REJECTED,
+    Submission.State.PENDING,
+}
 
 
 class InvariantBroken(AssertionError):
