@@ -216,3 +216,38 @@ def test_the_command_line_compiles_unlocks_and_verifies_batches(
     assert "do not fill batches of 3" in capsys.readouterr().err
     assert main([*args, "--batch", "0"]) == 2
     assert "batch holds" in capsys.readouterr().err
+
+
+def test_random_batches_of_random_sizes_follow_the_reference() -> None:
+    rng = np.random.default_rng(17)
+    compiled_by_lanes = {}
+    outcomes = set()
+    pool = np.concatenate([SMALL_ACCEPTED, SMALL_REJECTED])
+    for _ in range(40):
+        lanes = int(rng.integers(1, 9))
+        compiled = compiled_by_lanes.setdefault(lanes, compile_batch_predicate(SMALL, SMALL_DIGIT, lanes))
+        # Mostly accepted images, so that whole batches of the target occur as often as refused ones.
+        accepted = rng.random(lanes) < 0.9
+        batch = np.stack(
+            [
+                SMALL_ACCEPTED[rng.integers(len(SMALL_ACCEPTED))] if ok else pool[rng.integers(len(pool))]
+                for ok in accepted
+            ]
+        )
+        expected = bool(np.all(np.asarray(SMALL.predict(batch)) == SMALL_DIGIT))
+        assert accepts(compiled, batch) == expected
+        outcomes.add(expected)
+    assert outcomes == {True, False}
+
+
+def test_wider_lanes_compute_the_same_verdicts() -> None:
+    # Hidden values x300, scores x300^2: the same argmax with numbers two bytes wider.
+    louder = IntegerModel(SMALL.w1 * 300, SMALL.b1 * 300, SMALL.w2 * 300, SMALL.b2 * 300 * 300)
+    compiled = compile_batch_predicate(louder, SMALL_DIGIT, 3)
+    assert compiled.layout.lane_bytes >= 5
+    predictions = np.asarray(louder.predict(SMALL_ACCEPTED))
+    assert np.array_equal(predictions, np.asarray(SMALL.predict(SMALL_ACCEPTED)))
+    assert accepts(compiled, SMALL_ACCEPTED[:3])
+    batch = SMALL_ACCEPTED[:3].copy()
+    batch[2] = SMALL_REJECTED[4]
+    assert not accepts(compiled, batch)
