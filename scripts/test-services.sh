@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
-PY="${TEST_SERVICES_PYTHON:-$ROOT/.venv/bin/python}"
+PY="$ROOT/.venv/bin/python"  # psycopg and redis, to probe as the tests connect
 [ "$#" -gt 0 ] || {
     echo "usage: scripts/test-services.sh COMMAND..." >&2
     exit 2
@@ -35,6 +35,7 @@ PG_DATA=""
 PG_BIN=""
 PG_OWNER=""
 REDIS_PID=""
+COMMAND_RAN=""
 REPORT="${TEST_SERVICES_REPORT:-}"
 
 say() { echo "test-services: $*"; }
@@ -63,7 +64,7 @@ cleanup() {
         say "stopped the private redis-server"
     fi
     if [ -n "$WORK" ]; then
-        if [ "$status" != 0 ] && [ -d "$WORK/log" ]; then
+        if [ "$status" != 0 ] && [ -z "$COMMAND_RAN" ]; then  # a server did not start: say why
             for log in "$WORK"/log/*.log; do
                 [ -f "$log" ] || continue
                 echo "---- last lines of $(basename "$log")"
@@ -212,6 +213,7 @@ else
     start_redis
 fi
 
+COMMAND_RAN=1
 set +e
 "$@"
 status=$?
