@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -82,6 +83,15 @@ def read_manifest(artifact: Path) -> dict:
         return json.loads(str(data["manifest"]))
 
 
+# A batch of one costs more bytes than a single slot (docs/batch.md), and batches beyond 16 were not measured.
+MIN_BATCH_LANES, MAX_BATCH_LANES = 2, 16
+
+
+class SlotKind(models.TextChoices):
+    SINGLE = "single", "single (one image per slot)"
+    BATCH = "batch", "batch (K images per slot)"
+
+
 class Bounty(models.Model):
     class State(models.TextChoices):
         DRAFT = "draft"
@@ -118,6 +128,17 @@ class Bounty(models.Model):
     )
     created = models.DateTimeField(default=timezone.now)
     funded_at = models.DateTimeField(null=True, blank=True)
+    # Batch slots (docs/batch.md): one slot checks `batch_lanes` images in one spend and pays each of them,
+    # so the ~17.5 KB predicate is shared; accepted images wait until K are there or BATCH_MAX_WAIT passed.
+    slot_kind = models.CharField(
+        max_length=6, choices=SlotKind.choices, default=SlotKind.SINGLE,
+        help_text="single: one image per slot, paid at once; batch: K images per slot, fewer bytes per image",
+    )  # fmt: skip
+    batch_lanes = models.PositiveSmallIntegerField(
+        default=8,
+        validators=[MinValueValidator(MIN_BATCH_LANES), MaxValueValidator(MAX_BATCH_LANES)],
+        help_text="K, the images one batch slot pays (batch slots only; 8 recommended, 16 for busy bounties)",
+    )
 
     class Meta:
         ordering = ("-created",)
@@ -136,8 +157,17 @@ class Bounty(models.Model):
         return f"#{self.pk} digit {self.digit}, {self.reward} sat x {self.slot_count}"
 
     @property
+    def is_batch(self) -> bool:
+        return self.slot_kind == SlotKind.BATCH
+
+    @property
+    def lanes(self) -> int:
+        """Images one slot pays: 1 for single slots, K for batch slots."""
+        return self.batch_lanes if self.is_batch else 1
+
+    @property
     def slot_value(self) -> int:
-        return self.reward + self.claim_fee
+        return self.lanes * self.reward + self.claim_fee
 
     def is_open(self) -> bool:
         """Whether a new submission may be paid from this bounty now."""
@@ -191,6 +221,9 @@ class Slot(models.Model):
     spent_by = models.ForeignKey(
         "bounty.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="spent_slots"
     )
+    # 1 for a single slot; K for a batch slot, whose `submission` is the batch's first member and whose
+    # other members point at it by `Submission.batch_slot`.
+    lanes = models.PositiveSmallIntegerField(default=1)
     updated = models.DateTimeField(default=timezone.now)
 
     objects = SlotQuerySet.as_manager()

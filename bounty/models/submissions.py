@@ -126,6 +126,13 @@ class Submission(models.Model):
     claim_tx = models.ForeignKey(
         "bounty.Transaction", null=True, blank=True, on_delete=models.PROTECT, related_name="claimed"
     )
+    # A batch bounty's submission: the batch slot it is claimed from (set, with the other members', when the
+    # batch is taken, before the claim is built), and which output of the claim pays it (None for a single
+    # claim, whose only output pays it).
+    batch_slot = models.ForeignKey(
+        "bounty.Slot", null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_members"
+    )
+    claim_output = models.PositiveSmallIntegerField(null=True, blank=True)
     review_approved = models.BooleanField(default=False)
     second_opinion = models.CharField(max_length=12, choices=SecondOpinion.choices, blank=True, default="")
     hold = models.CharField(max_length=24, choices=Hold.choices, blank=True, default="")
