@@ -7,7 +7,8 @@ ledger. Prints throughput (paid per second, first submit to last broadcast), p50
 of the POST to "broadcast", HTTP errors, lost submissions (accepted but not final by the deadline), and
 double payouts (read from the ledger: outputs paying one submission's address, outpoints spent twice).
 
-    .venv/bin/python benchmarks/load_http.py [--submissions 40] [--concurrency 8] [--timeout 300] [--json]
+    .venv/bin/python benchmarks/load_http.py [--submissions 40] [--concurrency 8] [--timeout 300]
+        [--prefill N] [--json]
 
 Everything it uses runs in a temporary folder and is stopped at the end: a SQLite database (or
 BENCH_DATABASE_URL: a scratch database it migrates and fills), a private redis-server on a free port,
@@ -29,6 +30,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from prefill import prefill
 from service_stack import ROOT, Stack, free_port, service_stack
 
 MAX_SUBMISSIONS = 500
@@ -60,6 +62,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
+    parser.add_argument(
+        "--prefill", type=int, default=0, help="earlier submissions stored first (benchmarks/prefill.py)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if not 1 <= args.submissions <= MAX_SUBMISSIONS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
@@ -95,6 +100,7 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
     digit = 7
     call_command("migrate", verbosity=0)
     version = ModelVersion.register(Path(settings.MODEL_ARTIFACT), activate=True)
+    filled = prefill(args.prefill, version, log=lambda line: print(line, file=sys.stderr))
     chain.faucet(chain.operator_address(), 10_000 * (args.submissions + 10) * 100)
     bounty = draft_bounty(version, digit, slots=args.submissions, reward=1000)
     fund_and_deploy(bounty)
@@ -215,6 +221,7 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
         "p50_submit_to_broadcast_s": round(p50, 3) if p50 is not None else None,
         "p95_submit_to_broadcast_s": round(p95, 3) if p95 is not None else None,
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+        "prefill": filled,
         "first_errors": errors[:3],
     }
     if args.json:

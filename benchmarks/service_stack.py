@@ -1,6 +1,6 @@
 """The private stack that the service benchmarks run on: a temporary folder, a redis-server on a free loopback
 port, and the environment that points the service at them (SQLite in the folder unless BENCH_DATABASE_URL
-names a scratch database, a fresh local ledger, generated regtest keys, no rate limits)."""
+names a scratch database, a fresh local ledger, generated regtest keys, no rate or burst limits)."""
 
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def service_stack(prefix: str, **settings: str) -> Iterator[Stack]:
             "NETWORK": "regtest",
             "RATE_LIMIT_PER_ADDRESS": "0",  # every submission comes from one machine
             "RATE_LIMIT_PER_IP": "0",
+            "BURST_LIMIT_PER_IP": "0",
             "DJANGO_SETTINGS_MODULE": "bounty.settings",
             "PYTHONPATH": str(ROOT),
             **settings,
