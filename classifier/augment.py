@@ -35,6 +35,7 @@ class AugmentOptions:
     translate: float = 0.5  # pixels, either way (the whole-pixel shifts of training come on top)
     elastic: float = 1.0  # largest displacement of the elastic field, in pixels (0: none)
     thicken: float = 0.3  # probability of a dilation
+    thicken_steps: int = 1  # a dilation repeats 1..thicken_steps times (each adds about a pixel a side)
     thin: float = 0.15  # probability of an erosion
     blur: float = 0.3  # probability of a light blur
     gamma: float = 0.5  # ink gamma drawn from [1 - gamma, 1 + gamma] (0: none)
@@ -44,6 +45,8 @@ class AugmentOptions:
             raise ValueError("share must lie in [0, 1]")
         if self.thicken + self.thin > 1.0:
             raise ValueError("thicken + thin must not exceed 1")
+        if self.thicken_steps < 1:
+            raise ValueError("thicken_steps must be at least 1")
         if not 0.0 < self.scale[0] <= self.scale[1]:
             raise ValueError("scale must be a positive (low, high) pair")
 
@@ -90,8 +93,15 @@ def _thickness(images: np.ndarray, rng: np.random.Generator, options: AugmentOpt
     out = images.copy()
     if thicker.any():
         part = images[thicker]
-        dilated = np.max(_neighbours(part), axis=0)
-        out[thicker] = part + amount[thicker] * (dilated - part)
+        steps = rng.integers(1, options.thicken_steps + 1, size=len(part))
+        levels = [part]  # levels[k]: dilated k times
+        for _ in range(options.thicken_steps):
+            levels.append(np.max(_neighbours(levels[-1]), axis=0))
+        stacked = np.stack(levels)
+        index = np.arange(len(part))
+        before, after = stacked[steps - 1, index], stacked[steps, index]
+        # The last step only partly, so thickness varies smoothly rather than in whole pixels.
+        out[thicker] = before + amount[thicker] * (after - before)
     if thinner.any():
         part = images[thinner]
         eroded = np.min(_neighbours(part), axis=0)

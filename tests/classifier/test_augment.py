@@ -35,6 +35,17 @@ def test_dilation_thickens_and_erosion_thins_strokes(mnist):
     assert (ink(thin) < ink(images)).mean() > 0.95
 
 
+def test_a_second_dilation_step_thickens_further(mnist):
+    images = mnist.x_train[:300]
+    one = AugmentOptions(**{**NONE.__dict__, "thicken": 1.0})
+    two = AugmentOptions(**{**NONE.__dict__, "thicken": 1.0, "thicken_steps": 2})
+    once = augment(images, np.random.default_rng(4), one)
+    up_to_twice = augment(images, np.random.default_rng(4), two)
+    # About half the images take the second step, each then inkier than any single step made it.
+    assert 0.3 < (ink(up_to_twice) > ink(once)).mean() < 0.7
+    assert (ink(up_to_twice) >= ink(images)).all()
+
+
 def test_rotation_turns_a_bar_by_at_most_the_range():
     bar = np.zeros((500, 28, 28), np.uint8)
     bar[:, 4:24, 13:15] = 255  # a vertical stroke through the centre
@@ -70,7 +81,14 @@ def test_the_share_is_respected_and_the_same_seed_gives_the_same_epoch(mnist):
 
 
 @pytest.mark.parametrize(
-    "bad", [{"share": 1.5}, {"thicken": 0.8, "thin": 0.4}, {"scale": (0.0, 1.0)}, {"scale": (1.2, 1.0)}]
+    "bad",
+    [
+        {"share": 1.5},
+        {"thicken": 0.8, "thin": 0.4},
+        {"scale": (0.0, 1.0)},
+        {"scale": (1.2, 1.0)},
+        {"thicken_steps": 0},
+    ],
 )
 def test_it_refuses_impossible_ranges(bad):
     with pytest.raises(ValueError):
