@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 PROCESS_SUBMISSION = "bounty.tasks.process_submission"
 
 
-def enqueue(submission_id: int) -> None:
-    """Queue processing; if the broker is down the sweeper picks the submission up later."""
+def enqueue(submission_id: int, countdown: float | None = None) -> None:
+    """Queue processing (after `countdown` seconds, if given); if the broker is down the sweeper picks the
+    submission up later."""
     try:
-        current_app.tasks[PROCESS_SUBMISSION].delay(submission_id)
+        current_app.tasks[PROCESS_SUBMISSION].apply_async((submission_id,), countdown=countdown)
     except Exception as error:  # the submission is committed; nothing is lost
         log.warning("could not queue submission %s: %s", submission_id, error)

@@ -204,6 +204,9 @@ STUCK_AFTER = envint("STUCK_AFTER", 120, minimum=1)  # seconds
 # reconciled from the chain; a claim the network refused is rebuilt at most CLAIM_MAX_ATTEMPTS times.
 BROADCAST_MAX_ATTEMPTS = envint("BROADCAST_MAX_ATTEMPTS", 20, minimum=1)
 CLAIM_MAX_ATTEMPTS = envint("CLAIM_MAX_ATTEMPTS", 3, minimum=1)
+# Batch bounties (docs/batch.md): an accepted image waits at most this many seconds for its batch of K to
+# fill; then the waiting images are claimed in a padded batch.
+BATCH_MAX_WAIT = envint("BATCH_MAX_WAIT", 60, minimum=1)  # seconds
 
 LOGGING = {
     "version": 1,
