@@ -1,38 +1,49 @@
-"""Batched claims, the service's part that needs no database: when a bounty's waiting images are claimed,
-building the claim with the off-chain check first, and reading who a batch claim pays.
+"""Batched claims on the service side: when a batch bounty's waiting images are claimed, and the claim
+step that takes, builds and stores a batch (the pipeline's claim step calls `claim_ready` for a batch bounty).
 
 A batch slot (contracts/batch_slot.py) pays up to K contributors in one claim. The pipeline collects the
 bounty's checked submissions and claims when K are waiting or when the oldest has waited the maximum
 (`BATCH_MAX_WAIT`, default 60 s), padding the rest of the batch with a copy of an accepted image; the padded
-lanes' rewards return to the funder. Everything here works on plain values, so the pipeline can call it
-inside its own transactions, and a worker that dies between these steps leaves nothing half done:
-`decide` only reads, `build_batch` only builds and verifies.
+lanes' rewards return to the funder (the operator wallet that funds deploys).
 
-One bad image never costs the others their payout: `build_batch` runs the off-chain check (the integer
-reference, which the script follows bit for bit) on every member before the batch is built, and leaves the
-offenders out; only the others are packed, signed and paid.
+A batch moves in three steps, each safe to repeat after a worker died anywhere:
+
+1. take (`take_batch`), under a lock on the bounty's row: `decide` on the waiting (checked, not held, in
+   no batch) submissions, reserve one free batch slot by a conditional update, and point the members at
+   it (`Submission.batch_slot`), all in one transaction: two workers never take the same submission or slot;
+2. build (`chain.build_batch`): the off-chain check on every member first (the integer reference, which the
+   script follows bit for bit), offenders rejected and left out, so one bad image never costs the others
+   their payout; the claim is verified before it is returned;
+3. store (`store_batch`): the claim row and every paid member moved to "verified" with its output index,
+   in one transaction of conditional updates, before anything is broadcast.
+
+A worker killed after step 1 leaves a reserved slot with checked members: once that slot has waited
+STUCK_AFTER seconds any later claim step of the bounty (the sweeper's, or a requeued submission's) builds
+and stores it (`claim_ready`). After step 3 the members are "verified" like a single claim's submission,
+and the broadcast step and the sweeper finish them.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-import numpy as np
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
-from contracts.address import parse_address
-from contracts.batch_slot import BatchSlotContract
-from contracts.batch_transactions import BatchClaimEntry, build_batch_claim
-from contracts.chain import Utxo
-from contracts.fees import FeeRate
-from contracts.keys import Key
-from contracts.model import IntegerModel
-from contracts.transactions import BuiltTransaction
-from contracts.txverify import parse_transaction
+from bounty import chain
+from bounty.faults import fault_point
+from bounty.models import Bounty, Reason, Slot, Submission, Transaction
+from bounty.payouts import TryLater
+from bounty.screening import hold_reason
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_WAIT = timedelta(seconds=60)
 
@@ -91,66 +102,146 @@ def decide(
     return BatchDecision(BatchAction.WAIT, (), lanes - len(ordered), math.ceil(left.total_seconds()))
 
 
-@dataclass(frozen=True)
-class BatchMember:
-    submission_id: int
-    pixels: np.ndarray  # (784,) uint8
-    payout_address: str
+# -- the claim step of a batch bounty -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BatchBuild:
-    """A built and verified batch claim (None when no member passed the off-chain check)."""
-
-    built: BuiltTransaction | None
-    paid: tuple[int, ...]  # submission ids; output i pays paid[i]
-    excluded: tuple[int, ...]  # members the off-chain check refused: left out, never in the claim
+# A checked submission waits unless its batch slot is reserved for its batch: one pointing at a slot that
+# was given back or lost since is waiting again.
+UNBATCHED = Q(batch_slot__isnull=True) | ~Q(batch_slot__state=Slot.State.RESERVED)
 
 
-def build_batch(
-    contract: BatchSlotContract,
-    slot: Utxo,
-    members: Sequence[BatchMember],
-    operator: Key,
-    model: IntegerModel,
-    *,
-    reward: int,
-    fee_rate: FeeRate,
-    change_address: str,
-    network: str | None = None,
-) -> BatchBuild:
-    """The batch claim of `members` (1..K, oldest first) from `slot`, after the off-chain check.
-
-    Members the reference model does not classify as the contract's digit are excluded before anything is
-    packed, so the script accepts the rest (it computes the same integers); the padded lanes' rewards and
-    the unneeded reserved fee go to `change_address`. Raises what `build_batch_claim` raises (ImageError,
-    AddressError, VerificationError, ValueError) for a batch that cannot be paid."""
-    if not 1 <= len(members) <= contract.lanes:
-        raise ValueError(f"a batch of {contract.lanes} takes 1..{contract.lanes} members, got {len(members)}")
-    verdicts = [model.predict(np.asarray(m.pixels)) == contract.digit for m in members]
-    accepted = [m for m, ok in zip(members, verdicts, strict=True) if ok]
-    excluded = tuple(m.submission_id for m, ok in zip(members, verdicts, strict=True) if not ok)
-    if not accepted:
-        return BatchBuild(None, (), excluded)
-    entries = [BatchClaimEntry(np.asarray(m.pixels), m.payout_address) for m in accepted]
-    built = build_batch_claim(
-        slot, contract, entries, operator, reward=reward, fee_rate=fee_rate, change_address=change_address,
-        network=network,
-    )  # fmt: skip
-    return BatchBuild(built, tuple(m.submission_id for m in accepted), excluded)
+def waiting(bounty: Bounty) -> list[WaitingImage]:
+    """The bounty's submissions waiting for a batch: checked (held ones are "held"), in no batch yet."""
+    rows = Submission.objects.filter(UNBATCHED, bounty=bounty, state=Submission.State.CHECKED).values_list(
+        "pk", "checked_at", "updated"
+    )
+    return [WaitingImage(pk, checked_at or updated) for pk, checked_at, updated in rows]
 
 
-def pays_every_member(raw: bytes, members: Sequence[BatchMember], reward: int) -> bool:
-    """Whether transaction `raw` pays each member's address at least `reward` (counting a shared address
-    once per member): a claim holding the batch slot that does is the batch's payment, whoever built it
-    (a copy with other image pushes pays the same outputs, since the signature covers them)."""
-    tx = parse_transaction(raw)
-    owed: dict[bytes, int] = {}
-    for member in members:
-        script = parse_address(member.payout_address).locking_script()
-        owed[script] = owed.get(script, 0) + reward
-    paid: dict[bytes, int] = {}
-    for out in tx.outputs:
-        script = out.locking_script.serialize()
-        paid[script] = paid.get(script, 0) + out.satoshis
-    return all(paid.get(script, 0) >= amount for script, amount in owed.items())
+def decision_for(bounty: Bounty, now: datetime | None = None) -> BatchDecision:
+    """What `decide` says about the bounty's waiting submissions now (the status page reads it too)."""
+    return decide(waiting(bounty), bounty.lanes, now or timezone.now())
+
+
+def claim_ready(bounty: Bounty) -> list[int]:
+    """Build and store every batch of the bounty that is due: first the batches a dead worker took and left
+    (reserved more than STUCK_AFTER seconds ago), then new ones while `decide` says claim. Returns the ids
+    of the submissions whose claim is now stored ("verified"); TryLater when the chain cannot be reached."""
+    stored: list[int] = []
+    cutoff = timezone.now() - timedelta(seconds=settings.STUCK_AFTER)
+    left = Slot.objects.filter(
+        bounty=bounty, state=Slot.State.RESERVED, updated__lt=cutoff,
+        batch_members__state=Submission.State.CHECKED,
+    ).distinct()  # fmt: skip
+    for slot in left.select_related("deploy_tx"):
+        stored += store_batch(bounty, slot)
+    while (slot := take_batch(bounty)) is not None:
+        stored += store_batch(bounty, slot)
+    return stored
+
+
+def take_batch(bounty: Bounty) -> Slot | None:
+    """Step 1: reserve a batch slot for the submissions `decide` says to claim now, and point them at it;
+    None when nothing is due (or nothing can be paid: those submissions are then rejected, as a single
+    claim's is when its bounty is closed or spent)."""
+    with transaction.atomic():
+        # The lock on the bounty's waiting set: a second worker waits here, then finds these taken.
+        locked = Bounty.objects.select_for_update().get(pk=bounty.pk)
+        decision = decision_for(locked)
+        if decision.action is BatchAction.WAIT:
+            return None
+        members = []
+        for submission in Submission.objects.filter(pk__in=decision.members).order_by("checked_at", "pk"):
+            hold = hold_reason(submission, locked)
+            if hold is not None:
+                submission.advance(Submission.State.HELD, hold=hold)  # a reviewer (or the window) first
+            else:
+                members.append(submission)
+        if not members:
+            return None
+        slot = Slot.reserve(locked, members[0].pk) if locked.is_open() else None
+        if slot is None:
+            reason = Reason.EXHAUSTED if locked.is_open() or locked.state == Bounty.State.EXHAUSTED else None
+            locked.mark_exhausted_if_spent()
+            for submission in members:
+                submission.reject(reason or Reason.CLOSED)
+            return None
+        Submission.objects.filter(
+            UNBATCHED, pk__in=[m.pk for m in members], state=Submission.State.CHECKED
+        ).update(batch_slot=slot)
+    fault_point("slot_reserved")
+    return Slot.objects.select_related("deploy_tx").get(pk=slot.pk)
+
+
+def store_batch(bounty: Bounty, slot: Slot) -> list[int]:
+    """Steps 2 and 3 for a taken batch slot: build the claim of its checked members (at most K, oldest
+    first; offenders rejected and left out) and store it with every paid member "verified", before any
+    broadcast. Returns the paid members' ids ([] when another worker stored it first or nobody is left)."""
+    members = list(
+        Submission.objects.filter(batch_slot=slot, state=Submission.State.CHECKED).order_by(
+            "checked_at", "pk"
+        )
+    )
+    extra = members[slot.lanes :]
+    if extra:  # never more than K: the rest wait for the next batch
+        Submission.objects.filter(pk__in=[m.pk for m in extra]).update(batch_slot=None)
+        members = members[: slot.lanes]
+    if not members:
+        release_if_unused(slot)
+        return []
+    entries = [chain.BatchMember(m.pk, m.pixel_bytes, m.payout_address) for m in members]
+    try:
+        result = chain.build_batch(bounty, slot, entries, chain.operator_address())
+    except chain.ChainError as error:
+        if not error.permanent:
+            raise TryLater(str(error)) from error
+        log.warning("batch claim from slot %s failed for good: %s", slot, error)
+        for member in members:
+            member.reject(Reason.CHAIN_REJECTED, str(error))
+        release_if_unused(slot)
+        return []
+    by_pk = {m.pk: m for m in members}
+    # The slot is held for the first paid member before any member is rejected, so the sweeper never
+    # takes it for an orphan (a reserved slot whose holder was rejected).
+    if result.paid:
+        Slot.objects.filter(pk=slot.pk, state=Slot.State.RESERVED).update(
+            submission_id=result.paid[0], updated=timezone.now()
+        )
+    for pk in result.excluded:
+        refuse(by_pk[pk], "the off-chain check before its batch was built")
+    if result.built is None:
+        release_if_unused(slot)
+        return []
+    built = result.built
+    with transaction.atomic():
+        tx, _ = Transaction.objects.get_or_create(
+            txid=built.txid,
+            defaults={
+                "raw_hex": built.raw_hex, "kind": Transaction.Kind.CLAIM, "bounty": bounty, "fee": built.fee,
+            },
+        )  # fmt: skip
+        if not Slot.objects.filter(pk=slot.pk, state=Slot.State.RESERVED).exists():
+            return []  # given back meanwhile: its members are waiting again (UNBATCHED)
+        for index, pk in enumerate(result.paid):
+            if not by_pk[pk].advance(Submission.State.VERIFIED, claim_tx=tx, claim_output=index):
+                transaction.set_rollback(True)  # another worker stored this batch (or moved a member)
+                return []
+    fault_point("claim_stored")
+    return list(result.paid)
+
+
+def refuse(submission: Submission, why: str) -> None:
+    """A member the script would refuse: rejected as the wrong digit, out of its batch."""
+    detail = f"classified as another digit by {why}"
+    if submission.reject(Reason.WRONG_DIGIT, detail):
+        Submission.objects.filter(pk=submission.pk).update(batch_slot=None)
+
+
+def release_if_unused(slot: Slot) -> None:
+    """Give a taken batch slot back when no member of it has a stored claim (none verified or later)."""
+    busy = Submission.objects.filter(batch_slot=slot).exclude(
+        state__in=(Submission.State.CHECKED, Submission.State.REJECTED)
+    )
+    if not busy.exists() and not Slot.objects.filter(pk=slot.pk, spent_by__isnull=False).exists():
+        Submission.objects.filter(batch_slot=slot, state=Submission.State.CHECKED).update(batch_slot=None)
+        slot.release()

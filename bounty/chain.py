@@ -21,6 +21,8 @@ from bounty import keys
 from contracts import refunds, transactions
 from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address, sha256d
 from contracts.arc import parse_tx_status
+from contracts.batch_slot import BatchSlotContract
+from contracts.batch_transactions import BatchClaimEntry, build_batch_claim
 from contracts.chain import ChainBackend, TxState, TxStatus, Utxo
 from contracts.errors import (
     AddressError,
@@ -241,7 +243,13 @@ def slot_contract(artifact: str, digit: int, operator_pubkey: str, admin_pubkey:
     return SlotContract.from_model(model, digit, bytes.fromhex(operator_pubkey), bytes.fromhex(admin_pubkey))
 
 
-def bounty_contract(bounty: Bounty) -> SlotContract:
+def bounty_contract(bounty: Bounty) -> SlotContract | BatchSlotContract:
+    """The contract of the bounty's slots: single, or batch slots of K lanes (`Bounty.slot_kind`)."""
+    if bounty.is_batch:
+        return batch_slot_contract(
+            bounty.model_version.artifact, bounty.digit, bounty.batch_lanes, bounty.operator_pubkey,
+            bounty.admin_pubkey,
+        )  # fmt: skip
     return slot_contract(
         bounty.model_version.artifact, bounty.digit, bounty.operator_pubkey, bounty.admin_pubkey
     )
@@ -252,19 +260,23 @@ def claim_fee(contract: SlotContract, rate: int) -> int:
     return contract.claim_fee(FeeRate(rate))
 
 
-def claim_cost(version: ModelVersion, digit: int, rate: int) -> dict[str, int]:
+def claim_cost(version: ModelVersion, digit: int, rate: int, lanes: int = 0) -> dict[str, int]:
     """Claim fee per slot and on-chain bytes per paid image (slot output + claim transaction) at `rate`,
-    cached on the model version."""
-    key = f"{digit}@{rate}"
+    cached on the model version; `lanes` K > 0 prices a batch slot, whose bytes are shared by K images."""
+    key = f"{digit}@{rate}" + (f"x{lanes}" if lanes else "")
     if key in version.script_sizes:
         return dict(version.script_sizes[key])
     operator, admin = public_keys()
-    contract = slot_contract(version.artifact, digit, operator, admin)
+    contract: SlotContract | BatchSlotContract = (
+        batch_slot_contract(version.artifact, digit, lanes, operator, admin)
+        if lanes
+        else slot_contract(version.artifact, digit, operator, admin)
+    )
     cost = {
         "claim_fee": contract.claim_fee(FeeRate(rate)),
         "locking_bytes": len(contract.locking_script),
         "claim_bytes": contract.max_claim_tx_bytes,
-        "bytes_per_paid_image": contract.slot_output_bytes + contract.max_claim_tx_bytes,
+        "bytes_per_paid_image": (contract.slot_output_bytes + contract.max_claim_tx_bytes) // max(lanes, 1),
     }
     version.script_sizes = {**version.script_sizes, key: cost}
     type(version).objects.filter(pk=version.pk).update(script_sizes=version.script_sizes)
@@ -389,3 +401,115 @@ def sign_migration(
 def operator_coins() -> list[Utxo]:
     """The operator wallet's spendable coins, as the backend reports them now."""
     return backend().utxos(operator_address())
+
+
+# -- batch slots: K images checked and paid by one claim (docs/batch.md) ----------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def batch_slot_contract(
+    artifact: str, digit: int, lanes: int, operator_pubkey: str, admin_pubkey: str
+) -> BatchSlotContract:
+    """Compiled once per process for each (model, digit, K, keys), as `slot_contract`."""
+    return BatchSlotContract.from_model(
+        integer_model(artifact), digit, lanes, bytes.fromhex(operator_pubkey), bytes.fromhex(admin_pubkey)
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def integer_model(artifact: str) -> IntegerModel:
+    return IntegerModel.load(artifact)
+
+
+@dataclass(frozen=True)
+class BatchMember:
+    submission_id: int
+    pixels: bytes  # 784 uint8, row-major
+    payout_address: str
+
+    @property
+    def image(self) -> np.ndarray:
+        return np.frombuffer(self.pixels, dtype=np.uint8).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class BatchBuild:
+    """A built and verified batch claim (None when no member passed the off-chain check)."""
+
+    built: Built | None
+    paid: tuple[int, ...]  # submission ids; output i pays paid[i]
+    excluded: tuple[int, ...]  # members the off-chain check refused: left out, never in the claim
+
+
+def build_batch(
+    bounty: Bounty, slot: Slot, members: Sequence[BatchMember], change_address: str
+) -> BatchBuild:
+    """The batch claim of `members` (1..K, oldest first) from the batch `slot`, after the off-chain check.
+
+    Members the reference model does not read as the bounty's digit are left out before anything is packed,
+    so one bad image never costs the others their payout (the script computes the same integers); the padded
+    lanes' rewards and the unneeded reserved fee go to `change_address`. ChainError (permanent) when the
+    batch cannot be paid."""
+    contract = bounty_contract(bounty)
+    if not isinstance(contract, BatchSlotContract):
+        raise ChainError(f"bounty {bounty.pk} has single slots, not batch slots", permanent=True)
+    if not 1 <= len(members) <= contract.lanes:
+        raise ValueError(f"a batch of {contract.lanes} takes 1..{contract.lanes} members, got {len(members)}")
+    model = integer_model(bounty.model_version.artifact)
+    verdicts = [int(model.predict(m.image)) == contract.digit for m in members]
+    accepted = [m for m, ok in zip(members, verdicts, strict=True) if ok]
+    excluded = tuple(m.submission_id for m, ok in zip(members, verdicts, strict=True) if not ok)
+    if not accepted:
+        return BatchBuild(None, (), excluded)
+    try:
+        built = _batch_claim(bounty, contract, slot, accepted, change_address)
+    except (ContractsError, ValueError) as error:
+        raise _permanent(ContractsError(str(error)) if isinstance(error, ValueError) else error) from error
+    return BatchBuild(_built(built), tuple(m.submission_id for m in accepted), excluded)
+
+
+def _batch_claim(
+    bounty: Bounty, contract: BatchSlotContract, slot: Slot, members: Sequence[BatchMember], change: str
+) -> BuiltTransaction:
+    utxo = Utxo(slot.deploy_tx.txid, slot.vout, slot.satoshis, contract.locking_script)
+    entries = [BatchClaimEntry(m.image, m.payout_address) for m in members]
+    return build_batch_claim(
+        utxo, contract, entries, keys.operator_key(), reward=bounty.reward, fee_rate=FeeRate(bounty.fee_rate),
+        change_address=change, network=settings.NETWORK,
+    )  # fmt: skip
+
+
+def batch_offenders(bounty: Bounty, slot: Slot, members: Sequence[BatchMember]) -> tuple[int, ...]:
+    """The members whose image the script refuses on its own (each checked alone, padded with copies of
+    itself, in the VM): what a batch the chain refused is rebuilt without. Nothing is broadcast."""
+    contract = bounty_contract(bounty)
+    assert isinstance(contract, BatchSlotContract)
+    offenders = []
+    for member in members:
+        try:
+            _batch_claim(bounty, contract, slot, [member], operator_address())
+        except (ContractsError, ValueError):
+            offenders.append(member.submission_id)
+    return tuple(offenders)
+
+
+def pays_members(raw_hex: str, outpoint: tuple[str, int], addresses: Sequence[str], satoshis: int) -> bool:
+    """Whether the transaction spends `outpoint` and pays each of `addresses` at least `satoshis` (an
+    address listed twice is owed twice): a claim holding a batch slot that does is the batch's payment,
+    whoever built it (a copy with other image pushes pays the same outputs, since the signature covers
+    them)."""
+    try:
+        tx = parse_transaction(bytes.fromhex(raw_hex))
+    except VerificationError:
+        return False
+    if not any((i.source_txid, i.source_output_index) == outpoint for i in tx.inputs):
+        return False
+    owed: dict[bytes, int] = {}
+    for address in addresses:
+        script = parse_address(address).locking_script()
+        owed[script] = owed.get(script, 0) + satoshis
+    paid: dict[bytes, int] = {}
+    for out in tx.outputs:
+        script = out.locking_script.serialize()
+        paid[script] = paid.get(script, 0) + out.satoshis
+    return all(paid.get(script, 0) >= amount for script, amount in owed.items())

@@ -42,7 +42,8 @@ def price_and_lock(bounty: Bounty) -> dict[str, int]:
     draft: once deployed, its price and keys are on the chain (FundingError)."""
     if bounty.state != Bounty.State.DRAFT:
         raise FundingError(f"bounty #{bounty.pk} is {bounty.state}: only a draft is priced")
-    cost = chain.claim_cost(bounty.model_version, bounty.digit, settings.FEE_RATE)
+    lanes = bounty.batch_lanes if bounty.is_batch else 0
+    cost = chain.claim_cost(bounty.model_version, bounty.digit, settings.FEE_RATE, lanes)
     bounty.fee_rate, bounty.claim_fee = settings.FEE_RATE, cost["claim_fee"]
     bounty.operator_pubkey, bounty.admin_pubkey = chain.public_keys()
     return cost
@@ -88,7 +89,8 @@ def store_deploys(bounty: Bounty, built: list[chain.Built]) -> list[Transaction]
             fee=deploy.fee,
         )
         Slot.objects.bulk_create(
-            Slot(bounty=bounty, deploy_tx=tx, vout=vout, satoshis=satoshis) for vout, satoshis in deploy.slots
+            Slot(bounty=bounty, deploy_tx=tx, vout=vout, satoshis=satoshis, lanes=bounty.lanes)
+            for vout, satoshis in deploy.slots
         )
         stored.append(tx)
     return stored

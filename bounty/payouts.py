@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from bounty import chain
 from bounty.faults import fault_point
-from bounty.models import Slot, Submission, Transaction
+from bounty.models import Reason, Slot, Submission, Transaction
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,28 @@ def claim_slot(submission: Submission, tx: Transaction) -> Slot | None:
     return (
         Slot.objects.filter(submission=submission).select_related("deploy_tx").first()
         or Slot.objects.filter(spent_by=tx).select_related("deploy_tx").first()
+        # a batch member other than the first: the slot its batch is claimed from
+        or Slot.objects.filter(pk=submission.batch_slot_id).select_related("deploy_tx").first()
     )
+
+
+def batch_of(submission: Submission, tx: Transaction) -> list[Submission]:
+    """The members of the batch claim `tx` that `submission` belongs to, output order ([] for a single)."""
+    if submission.batch_slot_id is None:
+        return []
+    return list(
+        Submission.objects.filter(claim_tx=tx, batch_slot=submission.batch_slot_id).order_by("claim_output")
+    )
+
+
+def pays_submission(submission: Submission, tx: Transaction, raw: str, outpoint: tuple[str, int]) -> bool:
+    """Whether `raw` spends the slot and pays this submission: for a batch member, whether it pays every
+    member of its batch (a copy of the batch claim pays all of them or it is not the batch's payment)."""
+    reward = submission.bounty.reward
+    members = batch_of(submission, tx)
+    if members:
+        return chain.pays_members(raw, outpoint, [m.payout_address for m in members], reward)
+    return chain.pays(raw, outpoint, submission.payout_address, reward)
 
 
 def settle_claim(submission: Submission, tx: Transaction, ours: chain.TxStatus | None = None) -> bool:
@@ -169,7 +190,7 @@ def settle_claim(submission: Submission, tx: Transaction, ours: chain.TxStatus |
                 raw = chain.get_transaction(txid)
             except chain.TransactionNotFound:
                 continue  # a competitor only ARC has seen; the spend lookup will name it once it lands
-            if chain.pays(raw, outpoint, submission.payout_address, submission.bounty.reward):
+            if pays_submission(submission, tx, raw, outpoint):
                 paid_by_competitor(submission, slot, tx, txid, raw)
                 return False
         if holder is not None:
@@ -181,6 +202,8 @@ def settle_claim(submission: Submission, tx: Transaction, ours: chain.TxStatus |
                 return True
             return False  # contested: the next block decides
         refused = tx.failure in (Transaction.Failure.REJECTED, Transaction.Failure.UNREACHABLE)
+        if (ours.state is chain.TxState.REJECTED or refused) and submission.batch_slot_id is not None:
+            return refused_batch(submission, slot, tx)
         if ours.state is chain.TxState.REJECTED or refused:
             return refused_with_slot_unspent(submission, slot, tx)
         if ours.state in (chain.TxState.MEMPOOL, chain.TxState.MINED, chain.TxState.PENDING):
@@ -196,8 +219,10 @@ def adopt(submission: Submission, slot: Slot, tx: Transaction, status: chain.TxS
         Transaction.objects.filter(
             pk=tx.pk, status__in=(Transaction.Status.STORED, Transaction.Status.FAILED)
         ).update(status=Transaction.Status.BROADCAST, broadcast_at=timezone.now())
+        # A batch slot stays held for its batch's first member; each member points at it by batch_slot.
+        holder = {} if submission.batch_slot_id == slot.pk else {"submission": submission}
         Slot.objects.filter(pk=slot.pk).update(
-            state=Slot.State.CLAIMED, submission=submission, spent_by=tx, updated=timezone.now()
+            state=Slot.State.CLAIMED, spent_by=tx, updated=timezone.now(), **holder
         )
         if submission.claim_tx_id != tx.pk:
             Submission.objects.filter(pk=submission.pk).update(claim_tx=tx)
@@ -265,8 +290,39 @@ def refused_with_slot_unspent(submission: Submission, slot: Slot, ours: Transact
 
 def another_try(submission: Submission) -> bool:
     if submission.state in (Submission.State.VERIFIED, Submission.State.BROADCAST, Submission.State.STALLED):
-        return submission.advance(Submission.State.CHECKED, claim_tx=None)
+        return submission.advance(Submission.State.CHECKED, claim_tx=None, batch_slot=None, claim_output=None)
     return False
+
+
+def refused_batch(submission: Submission, slot: Slot, ours: Transaction) -> bool:
+    """The network refused a batch claim and nothing spends its slot: the whole batch is settled at once
+    (its slot is freed, so no member may keep pointing at it). Each member's image is checked alone in the
+    VM; offenders are rejected and the others go back to "checked", to be claimed in a new batch without
+    them. An attempt counts against the members only when no offender explains the refusal."""
+    members = batch_of(submission, ours) or [submission]
+    entries = [chain.BatchMember(m.pk, m.pixel_bytes, m.payout_address) for m in members]
+    offenders = set(chain.batch_offenders(submission.bounty, slot, entries))
+    log.warning("batch claim %s refused; offenders %s", ours.txid, sorted(offenders))
+    with transaction.atomic():
+        failure = ours.failure or Transaction.Failure.REJECTED
+        Transaction.objects.filter(pk=ours.pk).update(status=Transaction.Status.FAILED, failure=failure)
+        for member in members:
+            if member.pk in offenders:
+                detail = "the script refused it when its refused batch was checked image by image"
+                member.advance(Submission.State.REJECTED, reason=Reason.WRONG_DIGIT, reason_detail=detail,
+                               batch_slot=None, claim_tx=None)  # fmt: skip
+                continue
+            attempts = member.payout_attempts + (0 if offenders else 1)
+            Submission.objects.filter(pk=member.pk).update(payout_attempts=attempts)
+            member.payout_attempts = attempts
+            if attempts >= settings.CLAIM_MAX_ATTEMPTS or ours.failure == Transaction.Failure.UNREACHABLE:
+                detail = f"batch claim {ours.txid[:16]}… not accepted: {failure} {ours.reject_code}"
+                member.advance(Submission.State.STALLED, reason_detail=detail.strip()[:300], batch_slot=None)
+            else:
+                another_try(member)
+        slot.release()
+    submission.refresh_from_db()
+    return submission.state == Submission.State.CHECKED
 
 
 def stalled_holder_paid(holder: str) -> None:
@@ -291,7 +347,7 @@ def retry_stalled(submission: Submission) -> bool:
     slot = Slot.objects.filter(submission=submission).first()
     if slot is not None:
         slot.release()
-    return submission.advance(Submission.State.CHECKED, claim_tx=None)
+    return submission.advance(Submission.State.CHECKED, claim_tx=None, batch_slot=None, claim_output=None)
 
 
 def give_up_broadcasting(submission: Submission, tx: Transaction) -> bool:

@@ -25,9 +25,10 @@ from enum import Enum
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from bounty import chain
+from bounty import batches, chain
 from bounty.classify import ask_second_opinion, classify
 from bounty.faults import fault_point
 from bounty.models import Bounty, Reason, Slot, Submission, Transaction
@@ -113,6 +114,9 @@ def claim(submission: Submission) -> None:
     if hold is not None:
         submission.advance(Submission.State.HELD, hold=hold)
         return
+    if bounty.is_batch:
+        claim_in_batch(submission, bounty)
+        return
     has_slot = Slot.objects.filter(submission=submission).exists()
     if not has_slot and not bounty.is_open():
         submission.reject(Reason.EXHAUSTED if bounty.state == Bounty.State.EXHAUSTED else Reason.CLOSED)
@@ -153,6 +157,20 @@ def claim(submission: Submission) -> None:
     fault_point("claim_stored")
 
 
+def claim_in_batch(submission: Submission, bounty: Bounty) -> None:
+    """checked -> verified for a batch bounty: claim the batches that are due (bounty.batches), the
+    submission's own among them or not. The other members of a stored batch are queued for their broadcast;
+    a submission left waiting is looked at again once its batch's maximum wait has passed (the sweeper
+    claims due batches too, so a lost message strands nobody)."""
+    stored = batches.claim_ready(bounty)
+    others = [pk for pk in stored if pk != submission.pk]
+    transaction.on_commit(lambda: [enqueue(pk) for pk in others])
+    submission.refresh_from_db()
+    if submission.state == Submission.State.CHECKED and submission.batch_slot_id is None:
+        wait = batches.decision_for(bounty).wait_seconds + 1
+        transaction.on_commit(lambda: enqueue(submission.pk, countdown=wait))
+
+
 def fail_claim(submission: Submission, slot: Slot | None, detail: str) -> None:
     """The claim can never succeed: reject the submission and give its slot back."""
     log.warning("claim for submission %s failed for good: %s", submission.pk, detail)
@@ -172,7 +190,10 @@ def broadcast_claim(submission: Submission) -> None:
         settle_claim(submission, tx)
         submission.refresh_from_db()
         return
-    Slot.objects.filter(submission=submission, state=Slot.State.RESERVED).update(
+    held = Q(submission=submission)
+    if submission.batch_slot_id is not None:
+        held |= Q(pk=submission.batch_slot_id)  # a batch member: the slot its batch is claimed from
+    Slot.objects.filter(held, state=Slot.State.RESERVED).update(
         state=Slot.State.CLAIMED, spent_by=tx, updated=timezone.now()
     )
     submission.advance(Submission.State.BROADCAST)

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from bounty.batches import claim_ready
 from bounty.funding import publish_deploys
-from bounty.models import Bounty, Slot, Submission, Transaction
+from bounty.models import Bounty, Slot, SlotKind, Submission, Transaction
 from bounty.payouts import TryLater, send_many
 from bounty.pipeline import approve
 from bounty.queue import enqueue
@@ -31,6 +32,7 @@ def sweep() -> dict[str, int]:
         "deploys": publish_waiting_deploys(),
         "closed": close_expired_bounties(),
         "resent": resend_stored(),
+        "batches": claim_due_batches(),
     }
 
 
@@ -53,6 +55,22 @@ def release_elapsed_holds() -> int:
         if window is not None and submission.held_at and submission.held_at + window <= timezone.now():
             approve(submission)
             count += 1
+    return count
+
+
+def claim_due_batches() -> int:
+    """Batch bounties' waiting images whose maximum wait has passed (or whose batch a dead worker took and
+    left) are claimed and queued for broadcast, so a lone image is never stranded; returns how many."""
+    waiting = Submission.objects.filter(state=Submission.State.CHECKED)
+    count = 0
+    for bounty in Bounty.objects.filter(slot_kind=SlotKind.BATCH, submissions__in=waiting).distinct():
+        try:
+            stored = claim_ready(bounty)
+        except TryLater:
+            continue  # the chain is down: the next sweep tries again
+        for pk in stored:
+            enqueue(pk)
+        count += len(stored)
     return count
 
 

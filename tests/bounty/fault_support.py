@@ -6,7 +6,8 @@ Invariants:
 - every submission accepted by the form reaches a final state (broadcast, confirmed or rejected);
 - no slot is spent twice, and none is stranded (reserved with nobody to finish it, or marked claimed while
   the chain does not have the claim);
-- no contributor is paid twice for one submission, and a rejected submission is not paid at all;
+- no contributor is paid twice for one submission, and a rejected submission is not paid at all (a batch
+  claim paying K submissions counts each once, by the output each records);
 - every transaction the chain has is in the database, stored before the chain accepted it.
 
 test_faults_invariants.py shows that the checker catches each violation, so a fault test that passes means
@@ -39,6 +40,7 @@ from bounty import chain
 from bounty.celery import app as celery_app
 from bounty.funding import fund_and_deploy
 from bounty.models import Bounty, ModelVersion, Slot, Submission, Transaction
+from contracts.address import parse_address
 from contracts.ledger import DB_NAME
 from contracts.txverify import parse_transaction
 
@@ -103,7 +105,11 @@ def check_invariants(ledger_dir: Path | None = None) -> dict[str, int]:
                 raise InvariantBroken(f"slot {slot.outpoint} is claimed but the chain has {on_chain}")
             if slot.submission is None or slot.submission.claim_tx_id != slot.spent_by_id:
                 raise InvariantBroken(f"slot {slot.outpoint} was claimed for no submission")
-            paid[slot.submission_id] += 1
+            if slot.lanes > 1:  # a batch slot: its claim pays every member once, each by its own output
+                for member in batch_members_paid(slot, stored[on_chain]):
+                    paid[member] += 1
+            else:
+                paid[slot.submission_id] += 1
         if on_chain is not None and stored[on_chain].kind == Transaction.Kind.CLAIM:
             submission = Submission.objects.filter(claim_tx__txid=on_chain).first()
             if submission is None or submission.state == Submission.State.REJECTED:
@@ -121,6 +127,27 @@ def check_invariants(ledger_dir: Path | None = None) -> dict[str, int]:
         "rejected": Submission.objects.filter(state=Submission.State.REJECTED).count(),
         "ledger_spends": len(spends),
     }
+
+
+def batch_members_paid(slot: Slot, claim: Transaction) -> list[int]:
+    """The submissions a batch claim on the chain pays: each member linked to it must be paid the reward by
+    the output it records, and every other output may only return change to the operator wallet (the
+    padded lanes' rewards). Raises InvariantBroken otherwise."""
+    members = list(Submission.objects.filter(claim_tx=claim).order_by("claim_output"))
+    outputs = parse_transaction(bytes.fromhex(claim.raw_hex)).outputs
+    if [m.claim_output for m in members] != list(range(len(members))):
+        raise InvariantBroken(f"batch claim {claim.txid} of slot {slot.outpoint} has members {members} "
+                              "whose outputs are not 0..n-1")  # fmt: skip
+    for member in members:
+        out = outputs[member.claim_output]  # type: ignore[index]
+        owed = parse_address(member.payout_address).locking_script()
+        if out.locking_script.serialize() != owed or out.satoshis < slot.bounty.reward:
+            raise InvariantBroken(f"batch claim {claim.txid} does not pay {member} by its output")
+    change = parse_address(chain.operator_address()).locking_script()
+    strangers = [o for o in outputs[len(members) :] if o.locking_script.serialize() != change]
+    if strangers or len(outputs) > len(members) + 1:
+        raise InvariantBroken(f"batch claim {claim.txid} pays someone outside its batch")
+    return [m.pk for m in members]
 
 
 # -- shared by the fault tests ------------------------------------------------------------------------------

@@ -1,57 +1,16 @@
-"""Batched claims on the service side (bounty/batches.py): when a bounty's waiting images are claimed, the
-off-chain check that keeps a bad image out of a batch, and who a batch claim pays; on the local ledger,
-re-verified with bitcoinx."""
+"""When a batch bounty's waiting images are claimed (bounty.batches.decide): the K oldest at once, or all of
+them once the oldest has waited the maximum. The claims themselves: test_batch_claims.py."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import numpy as np
 import pytest
-from bsv.script.script import Script
 from pytest_django import Settings
 
-# The chain tests' actors, ledger helpers and bitcoinx re-verification, shared rather than copied.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "contracts"))
+from bounty.batches import BatchAction, WaitingImage, decide, max_wait
 
-from ledger_helpers import (
-    ADMIN,
-    ALICE,
-    MALLORY,
-    OPERATOR,
-    deployed_slots,
-    funded_ledger,
-    reverify_ledger_with_bitcoinx,
-    sample_images,
-    small_model,
-)
-
-from bounty.batches import (
-    BatchAction,
-    BatchBuild,
-    BatchMember,
-    WaitingImage,
-    build_batch,
-    decide,
-    max_wait,
-    pays_every_member,
-)
-from contracts.batch_slot import BatchSlotContract
-from contracts.chain import Utxo
-from contracts.fees import FeeRate
-from contracts.keys import Key
-from contracts.ledger import LocalLedger
-from contracts.txverify import parse_transaction
-
-RATE = FeeRate(100)
-REWARD = 1_500
 LANES = 4
-MODEL = small_model()
-DIGIT, ACCEPTED, REJECTED = sample_images(MODEL)
-CONTRACT = BatchSlotContract.from_model(MODEL, DIGIT, LANES, OPERATOR.public_key, ADMIN.public_key)
-PAYEES = [Key(bytes([0x40 + i]) * 32, "testnet") for i in range(6)]
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
 
@@ -91,64 +50,3 @@ def test_the_maximum_wait_is_a_setting_of_60_seconds_by_default(settings: Settin
     settings.BATCH_MAX_WAIT = 15
     assert max_wait() == timedelta(seconds=15)
     assert decide(waiting(10), LANES, NOW).wait_seconds == 5
-
-
-def members(images: np.ndarray) -> list[BatchMember]:
-    return [BatchMember(200 + i, image, PAYEES[i].address) for i, image in enumerate(images)]
-
-
-def paid(ledger: LocalLedger, key: Key) -> list[int]:
-    return [utxo.satoshis for utxo in ledger.utxos(key.address)]
-
-
-def build(slot: Utxo, batch: list[BatchMember]) -> BatchBuild:
-    return build_batch(
-        CONTRACT, slot, batch, OPERATOR, MODEL, reward=REWARD, fee_rate=RATE, change_address=ALICE.address
-    )
-
-
-def test_one_bad_image_is_left_out_and_the_others_are_paid(tmp_path: Path) -> None:
-    ledger = funded_ledger(tmp_path / "ledger", RATE)
-    slots = deployed_slots(ledger, CONTRACT, REWARD, 2, RATE)
-    batch = members(ACCEPTED[:4])
-    batch[1] = BatchMember(201, REJECTED[0], PAYEES[1].address)
-    result = build(slots[0], batch)
-    assert result.excluded == (201,)
-    assert result.paid == (200, 202, 203)
-    built = result.built
-    assert built is not None
-    ledger.broadcast(built.raw)
-    assert [paid(ledger, PAYEES[i]) for i in range(4)] == [[REWARD], [], [REWARD], [REWARD]]
-    # Output i pays paid[i], so each submission knows its output.
-    outputs = parse_transaction(built.raw).outputs
-    for position, key in enumerate((PAYEES[0], PAYEES[2], PAYEES[3])):
-        assert outputs[position].locking_script.serialize() == key.locking_script()
-    # A batch of bad images only builds nothing.
-    nothing = build(slots[1], [BatchMember(300, REJECTED[1], PAYEES[4].address)])
-    assert nothing.built is None and nothing.excluded == (300,)
-    assert reverify_ledger_with_bitcoinx(ledger) == 2
-
-
-def test_a_copy_of_a_batch_claim_with_other_images_pays_the_same_members(tmp_path: Path) -> None:
-    ledger = funded_ledger(tmp_path / "ledger", RATE)
-    [slot] = deployed_slots(ledger, CONTRACT, REWARD, 1, RATE)
-    batch = members(ACCEPTED[:3])
-    built = build(slot, batch).built
-    assert built is not None
-    assert pays_every_member(built.raw, batch, REWARD)
-    # Anyone can swap the unlocking script's images for other accepted ones: same outputs, another txid.
-    copy = parse_transaction(built.raw)
-    unlocking = copy.inputs[0].unlocking_script.serialize()
-    signature_push = unlocking[: unlocking[0] + 1]
-    swapped = CONTRACT.claim_unlocking(signature_push[1:], ACCEPTED[5:9])
-    copy.inputs[0].unlocking_script = Script(swapped)
-    raw_copy = copy.serialize()
-    assert copy.txid() != built.txid
-    ledger.broadcast(raw_copy)
-    assert pays_every_member(raw_copy, batch, REWARD), "the copy is the batch's payment"
-    assert [paid(ledger, PAYEES[i]) for i in range(3)] == [[REWARD]] * 3
-    assert reverify_ledger_with_bitcoinx(ledger) == 2
-    # A transaction that pays someone else instead of one member is not the batch's payment.
-    other = [*batch[:2], BatchMember(209, ACCEPTED[3], MALLORY.address)]
-    assert not pays_every_member(built.raw, other, REWARD)
-    assert not pays_every_member(built.raw, batch, REWARD + 1)
