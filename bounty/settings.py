@@ -190,7 +190,7 @@ if NEAR_DUPLICATE_BITS > 3:
     )
 NEAR_DUPLICATE_GREY = float(envint("NEAR_DUPLICATE_GREY_X10", 15, minimum=0)) / 10  # mean |difference|
 TRUST_X_FORWARDED_FOR = envbool("TRUST_X_FORWARDED_FOR", False)
-# A second, unpublished model (classifier/second_opinion.py) that must agree before the operator co-signs;
+# A second, unpublished model (classifier/second_opinion/) that must agree before the operator co-signs;
 # a disagreement, or any error asking it, holds the payout for a reviewer. On by default (the published
 # weights are public, and crafted images fool them: docs/threats.md); SECOND_OPINION=0 for development only.
 SECOND_OPINION = envbool("SECOND_OPINION", True)
