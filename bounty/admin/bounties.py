@@ -27,7 +27,7 @@ from django.utils.html import format_html, format_html_join
 
 from bounty import chain, exports, keys
 from bounty.funding import FundingError, fund_and_deploy, price_and_lock, refund_unused
-from bounty.models import Bounty, ModelVersion, Transaction
+from bounty.models import Bounty, ModelVersion, SlotKind, Transaction
 from bounty.ops import signing
 
 
@@ -101,7 +101,7 @@ class BountyForm(forms.ModelForm):
         model = Bounty
         fields = (
             "digit", "reward", "slot_count", "model_version", "review_window", "expires_at", "pending_days",
-            "pay_on_learn",
+            "pay_on_learn", "slot_kind", "batch_lanes",
         )  # fmt: skip
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -110,6 +110,16 @@ class BountyForm(forms.ModelForm):
             self.fields["model_version"].initial = ModelVersion.active()
         if "pending_days" in self.fields:
             self.fields["pending_days"].required = False  # left empty: the default window
+        for name in ("slot_kind", "batch_lanes"):  # left out: single slots, as before batch slots existed
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean_slot_kind(self) -> str:
+        return str(self.cleaned_data.get("slot_kind") or SlotKind.SINGLE)
+
+    def clean_batch_lanes(self) -> int:
+        lanes = self.cleaned_data.get("batch_lanes")
+        return int(Bounty._meta.get_field("batch_lanes").default if lanes is None else lanes)
 
     def clean_pending_days(self) -> int:
         days = self.cleaned_data.get("pending_days")
@@ -122,15 +132,18 @@ class BountyForm(forms.ModelForm):
         version, digit, reward = cleaned.get("model_version"), cleaned.get("digit"), cleaned.get("reward")
         if version is None or digit is None or reward is None:
             return cleaned
+        # A batch slot's claim fee is shared by its K images: each reward must cover one image's share.
+        lanes = (cleaned.get("batch_lanes") or 0) if cleaned.get("slot_kind") == SlotKind.BATCH else 0
         try:
-            cost = chain.claim_cost(version, int(digit), settings.FEE_RATE)
+            cost = chain.claim_cost(version, int(digit), settings.FEE_RATE, lanes)
         except chain.ContractsError as error:
             raise forms.ValidationError(f"the model cannot be compiled for this digit: {error}") from error
         self.cost = cost
-        if reward < cost["claim_fee"]:
+        fee = -(-cost["claim_fee"] // max(lanes, 1))
+        if reward < fee:
             self.add_error(
                 "reward",
-                f"The reward ({reward} sat) is below the claim fee ({cost['claim_fee']} sat): contributors "
+                f"The reward ({reward} sat) is below the claim fee ({fee} sat per image): contributors "
                 "would be paid less than the miners. Raise the reward.",
             )
         return cleaned
@@ -170,10 +183,18 @@ def cost_table() -> str:
 def per_image_in_words(bounty: Bounty) -> str:
     """ "18,849 bytes per paid image = 1,885 sat at 100 sat/kB", and where those bytes are paid."""
     try:
-        cost = chain.claim_cost(bounty.model_version, bounty.digit, bounty.fee_rate)
+        lanes = bounty.batch_lanes if bounty.is_batch else 0
+        cost = chain.claim_cost(bounty.model_version, bounty.digit, bounty.fee_rate, lanes)
     except Exception as error:  # shown, not raised: the page must still open
         return f"cannot compute costs: {error}"
     rate, total, claim = bounty.fee_rate, cost["bytes_per_paid_image"], cost["claim_bytes"]
+    if lanes:
+        return (
+            f"{total:,} bytes per paid image in a full batch of {lanes} = {fee_at(total, rate):,} sat at "
+            f"{rate} sat/kB: the batch slot's output and its claim ({claim:,} bytes at most, paid by the "
+            f"claim fee of {cost['claim_fee']:,} sat locked in the slot), shared by {lanes} images; a batch "
+            "claimed part-full costs more per image (docs/batch.md)."
+        )
     slot = total - claim
     return (
         f"{total:,} bytes per paid image = {fee_at(total, rate):,} sat at {rate} sat/kB: the slot's output "
@@ -185,7 +206,7 @@ def per_image_in_words(bounty: Bounty) -> str:
 def bill(bounty: Bounty, slots: list[int], deploys: list[tuple[int, int]]) -> dict:
     """The whole bill of `bounty` from its slots' satoshis and its deploys' (fee, size): rewards, claim fees
     (what the slots lock beyond the rewards), deploy fees, the total and the share paid to contributors."""
-    rewards = bounty.reward * len(slots)
+    rewards = bounty.reward * bounty.lanes * len(slots)  # a batch slot holds K rewards
     fee = sum(f for f, _ in deploys)
     total = sum(slots) + fee
     return {
@@ -309,7 +330,7 @@ def refund_plan(bounty: Bounty, to_address: str) -> dict:
     return row
 
 
-TERMS = ["digit", "reward", "slot_count", "model_version"]
+TERMS = ["digit", "reward", "slot_count", "model_version", "slot_kind", "batch_lanes"]
 # Pay on learn's window and choice are not in any script: the funder may change them at any time.
 EDITABLE = [*TERMS, "review_window", "expires_at", "pending_days", "pay_on_learn"]
 
