@@ -5,6 +5,7 @@ names a scratch database, a fresh local ledger, generated regtest keys, no rate 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,6 +62,8 @@ def service_stack(prefix: str, **settings: str) -> Iterator[Stack]:
         }
     )
     sys.path.insert(0, str(ROOT))
+    # Stopped with SIGTERM (a timeout, a parent giving up): leave through the cleanup below all the same.
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     with (work / "services.log").open("ab") as log:
         stack = Stack(work, log)
         try:
