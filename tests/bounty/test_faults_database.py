@@ -97,11 +97,11 @@ def test_the_task_retries_a_database_error(bounty) -> None:  # type: ignore[no-u
     real = pipeline.process
     calls = []
 
-    def flaky(pk: int) -> str:
+    def flaky(pk: int, stage: pipeline.Stage | None = None) -> str:
         calls.append(pk)
         if len(calls) == 1:
             raise OperationalError("server closed the connection unexpectedly")
-        return real(pk)
+        return real(pk, stage)
 
     with mock.patch.object(pipeline, "process", side_effect=flaky):
         tasks.process_submission.apply(args=(submission.pk,))
