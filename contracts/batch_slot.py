@@ -6,9 +6,9 @@ operator's signature) or by the admin. The same branches as the single slot (con
     OP_ENDIF
 
 Claim unlocking script: `<operator sig> <K lane-packed images> OP_1`; refund/migrate: `<admin sig> OP_0`
-(`SlotContract.refund_unlocking`, so `build_refund` sweeps batch slots unchanged). The operator signs
-SIGHASH_ALL|FORKID, which commits to every output: each of the up to K payees, and the change that takes
-the padded lanes' rewards back to the funder (contracts/batch_transactions.py).
+(`SlotContract.refund_unlocking`, so `contracts.refunds.build_refund` sweeps batch slots unchanged). The
+operator signs SIGHASH_ALL|FORKID, which commits to every output: each of the up to K payees, and the change
+that takes the padded lanes' rewards back to the funder (contracts/batch_transactions.py).
 
 The slot holds `K * reward + claim fee`; the claim fee is priced from the worst-case claim: the largest image
 pushes (every pixel 255 in every lane), the largest signature and K P2PKH outputs (a full batch pays K

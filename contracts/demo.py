@@ -21,8 +21,9 @@ from contracts.fees import FeeRate
 from contracts.keys import Key
 from contracts.ledger import LocalLedger
 from contracts.model import IntegerModel
+from contracts.refunds import build_refund
 from contracts.slot import SlotContract
-from contracts.transactions import BuiltTransaction, assemble_claim, build_claim, build_deploy, build_refund
+from contracts.transactions import BuiltTransaction, assemble_claim, build_claim, build_deploy
 
 
 @dataclass

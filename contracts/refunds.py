@@ -21,6 +21,7 @@ from contracts.address import parse_address
 from contracts.chain import Utxo
 from contracts.errors import InsufficientFundsError
 from contracts.fees import FeeRate
+from contracts.keys import Key
 from contracts.policy import DEFAULT_POLICY, Policy
 from contracts.slot import SlotContract
 from contracts.transactions import (
@@ -111,3 +112,19 @@ def prepare_refund(
     if total - fee < DUST:
         raise InsufficientFundsError(fee + DUST, total, "the refunded slots")
     return UnsignedRefund(tuple(slots), payee.locking_script(), total - fee)
+
+
+def build_refund(
+    slots: Sequence[Utxo],
+    admin: Key,
+    to_address: str,
+    *,
+    fee_rate: FeeRate,
+    network: str | None = None,
+    policy: Policy = DEFAULT_POLICY,
+) -> BuiltTransaction:
+    """Sweep unused `slots` (any models, any digits) through the admin branch to one P2PKH address, signed
+    here with the admin key: the same refund `prepare_refund` gives an offline signer."""
+    unsigned = prepare_refund(slots, to_address, fee_rate=fee_rate, network=network)
+    signatures = [admin.sign_preimage(preimage) for preimage in unsigned.admin_preimages()]
+    return unsigned.sign(signatures, fee_rate=fee_rate, policy=policy)

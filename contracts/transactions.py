@@ -35,6 +35,7 @@ from contracts.txverify import (
 )
 from contracts.wire import (
     MAX_SIGNATURE_PUSH,
+    P2PKH_SCRIPT_BYTES,
     P2PKH_UNLOCKING_MAX,
     input_bytes,
     tx_bytes,
@@ -175,7 +176,7 @@ def slots_per_transaction(
 ) -> int:
     """How many slots fit in one deploy transaction under the policy's size limit."""
     overhead = (
-        tx_bytes([P2PKH_UNLOCKING_MAX] * funding_inputs, [25]) + 8
+        tx_bytes([P2PKH_UNLOCKING_MAX] * funding_inputs, [P2PKH_SCRIPT_BYTES]) + 8
     )  # + varint growth of the output count
     fit = (policy.max_transaction_bytes - overhead) // contract.slot_output_bytes
     if fit < 1:
@@ -271,41 +272,7 @@ def build_claim(
     return finish("claim", tx, [slot], fee_rate, policy=policy)
 
 
-def _sign_admin_inputs(tx: Transaction, admin: Key) -> None:
-    unlocking = [
-        SlotContract.refund_unlocking(signature(tx, index, admin)) for index in range(len(tx.inputs))
-    ]
-    for tx_input, script in zip(tx.inputs, unlocking, strict=True):
-        tx_input.unlocking_script = Script(script)
-
-
 REFUND_UNLOCKING_MAX = MAX_SIGNATURE_PUSH + 1
-
-
-def build_refund(
-    slots: Sequence[Utxo],
-    admin: Key,
-    to_address: str,
-    *,
-    fee_rate: FeeRate,
-    network: str | None = None,
-    policy: Policy = DEFAULT_POLICY,
-) -> BuiltTransaction:
-    """Sweep unused `slots` (any models, any digits) through the admin branch to one P2PKH address."""
-    if not slots:
-        raise ValueError("nothing to refund: no slots given")
-    payee = parse_address(to_address, network)
-    total = sum(slot.satoshis for slot in slots)
-    fee = fee_rate.fee_for(tx_bytes([REFUND_UNLOCKING_MAX] * len(slots), [25]))
-    if total - fee < DUST:
-        raise InsufficientFundsError(fee + DUST, total, "the refunded slots")
-    tx = Transaction(
-        [unsigned_input(slot) for slot in slots],
-        [output(payee.locking_script(), total - fee)],
-        version=TX_VERSION,
-    )
-    _sign_admin_inputs(tx, admin)
-    return finish("refund", tx, slots, fee_rate, policy=policy)
 
 
 @dataclass(frozen=True)
@@ -382,7 +349,11 @@ def migration_slots_per_transaction(
     """How many old slots (each becoming one new slot of `contract`) fit in one migration transaction,
     leaving room for `funding_inputs` funding coins and the change."""
     per_slot = contract.slot_output_bytes + input_bytes(REFUND_UNLOCKING_MAX)
-    room = policy.max_transaction_bytes - tx_bytes([P2PKH_UNLOCKING_MAX] * funding_inputs, [25]) - 16
+    room = (
+        policy.max_transaction_bytes
+        - tx_bytes([P2PKH_UNLOCKING_MAX] * funding_inputs, [P2PKH_SCRIPT_BYTES])
+        - 16
+    )
     return max(1, room // per_slot)
 
 
@@ -436,7 +407,9 @@ def prepare_migration(
     else:
         total = sum(slot.satoshis for slot in slots)
         size_limit = (
-            policy.max_transaction_bytes - tx_bytes([REFUND_UNLOCKING_MAX] * len(slots), [25]) - 8
+            policy.max_transaction_bytes
+            - tx_bytes([REFUND_UNLOCKING_MAX] * len(slots), [P2PKH_SCRIPT_BYTES])
+            - 8
         ) // (new_contract.slot_output_bytes)
         affordable = 0
         while (

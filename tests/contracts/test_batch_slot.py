@@ -34,8 +34,8 @@ from contracts.fees import FeeRate
 from contracts.keys import Key
 from contracts.ledger import LocalLedger
 from contracts.model import IntegerModel
+from contracts.refunds import build_refund
 from contracts.slot import SlotContract
-from contracts.transactions import build_refund
 from contracts.txverify import output
 
 RATE = FeeRate(100)

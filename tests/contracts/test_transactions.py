@@ -32,13 +32,13 @@ from contracts.errors import ImageError, TransactionRejected, VerificationError
 from contracts.fees import FeeRate
 from contracts.ledger import LocalLedger
 from contracts.policy import Policy
+from contracts.refunds import build_refund
 from contracts.slot import SlotContract
 from contracts.transactions import (
     assemble_claim,
     build_claim,
     build_deploy,
     build_migration,
-    build_refund,
     push_data,
     signature,
     unsigned_input,

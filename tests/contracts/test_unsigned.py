@@ -14,9 +14,9 @@ from contracts.chain import TxState, Utxo
 from contracts.errors import InsufficientFundsError, VerificationError
 from contracts.fees import FeeRate
 from contracts.ledger import LocalLedger
-from contracts.refunds import UnsignedRefund, prepare_refund, refund_fee
+from contracts.refunds import UnsignedRefund, build_refund, prepare_refund, refund_fee
 from contracts.slot import SlotContract
-from contracts.transactions import UnsignedMigration, build_refund, prepare_migration
+from contracts.transactions import UnsignedMigration, prepare_migration
 
 RATE = FeeRate(100)
 REWARD = 1_000
