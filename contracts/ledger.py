@@ -346,13 +346,10 @@ class LocalLedger:
             raise rejection("463", f"transaction is {len(submission.raw)} bytes, under {MIN_TX_BYTES}", txid)
         if not tx.inputs or not tx.outputs:
             raise rejection("462", "transaction has no inputs or outputs", txid)
-        if len(submission.raw) > self.limits.max_transaction_bytes:
-            raise rejection(
-                "474",
-                f"transaction is {len(submission.raw)} bytes, "
-                f"over the {self.limits.max_transaction_bytes}-byte policy limit",
-                txid,
-            )
+        try:
+            self.limits.check_transaction_size(len(submission.raw))
+        except TransactionTooLargeError as error:
+            raise rejection("474", str(error), txid) from None
         spent, conflict = self._check_inputs(tx, txid)
         if submission.spent is not None and tuple(submission.spent) != tuple(spent):
             raise rejection("463", "the Extended Format data does not match the outputs it spends", txid)

@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import logging
 import random
+import sqlite3
 import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from bsv import Transaction
 from bsv.script.script import Script as SdkScript
@@ -38,8 +40,21 @@ from contracts.numbers import decode_number, encode_number
 from contracts.script import Instruction, Opcode, parse, serialize
 from contracts.txverify import SpentOutput
 
-if TYPE_CHECKING:
-    from contracts.ledger import LocalLedger
+
+class ChaosHost(Protocol):
+    """What chaos needs of its ledger (`contracts.ledger.LocalLedger`): its key-value meta table, a write
+    transaction on it, the callbacks registered for a transaction and its ARC status JSON."""
+
+    def meta(self, key: str, default: str = "") -> str: ...
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]: ...
+
+    def callbacks(self, txid: str) -> list[tuple[str, str, bool]]: ...
+
+    def arc_json(self, txid: str) -> dict[str, Any]: ...
+
 
 log = logging.getLogger(__name__)
 PLAN_KEY = "chaos"
@@ -56,7 +71,7 @@ class Fault(StrEnum):
 class Chaos:
     """The chaos plan of one ledger, and delivery of its callbacks."""
 
-    def __init__(self, ledger: LocalLedger) -> None:
+    def __init__(self, ledger: ChaosHost) -> None:
         self.ledger = ledger
         self._random = random.Random()
 
