@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from bounty.models import Reason, Submission
+from bounty.batches import decision_for
+from bounty.models import Reason, Slot, Submission
 
 STEPS = [
     (Submission.State.RECEIVED, "Received"),
@@ -131,6 +132,18 @@ def paid_by_note(submission: Submission) -> str:
     )
 
 
+def batch_wait(submission: Submission) -> str:
+    """For an accepted image of a batch bounty that waits for its batch: how many more images the batch
+    needs, or at most how long it waits ('waiting for 3 more images or at most 42 seconds')."""
+    if submission.state != Submission.State.CHECKED or not submission.bounty.is_batch:
+        return ""
+    batch = submission.batch_slot
+    if batch is not None and batch.state == Slot.State.RESERVED:
+        return "Your image is in a batch being paid now."
+    waiting = decision_for(submission.bounty).status()
+    return f"Your image waits for its batch of {submission.bounty.lanes}: {waiting}."
+
+
 def status_payload(submission: Submission) -> dict:
     paid = is_paid(submission)
     tx = submission.claim_tx if paid else None
@@ -144,6 +157,7 @@ def status_payload(submission: Submission) -> dict:
         "final": submission.is_final or submission.state == Submission.State.PENDING,
         "pending": submission.state == Submission.State.PENDING,
         "pending_note": pending_note(submission),
+        "batch_wait": batch_wait(submission),
         "paid_by": paid_by_note(submission),
         "rejected": rejected,
         "headline": HEADLINES[submission.state],

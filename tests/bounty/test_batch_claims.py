@@ -162,6 +162,21 @@ class PaddedBatchTestCase(BatchTestCase):
         self.assertEqual(check_invariants()["paid"], 1)
         self.assertEqual(reverify_ledger_with_bitcoinx(self.ledger), 3, "two deploys and the claim")
 
+    def test_the_status_page_says_how_many_more_images_or_how_long_at_most(self) -> None:
+        [lone] = self.checked(0)
+        self.age([lone], 18)
+        expected = "waiting for 3 more images or at most 42 seconds"
+        page = self.client.get(f"/submissions/{lone.public_id}/status.json").json()
+        self.assertEqual(page["batch_wait"], f"Your image waits for its batch of 4: {expected}.")
+        self.assertContains(self.client.get(f"/submissions/{lone.public_id}/"), expected)
+        self.checked(1)
+        page = self.client.get(f"/submissions/{lone.public_id}/status.json").json()
+        self.assertIn("waiting for 2 more images or at most 42 seconds", page["batch_wait"])
+        self.age([lone], 61)
+        self.assertEqual(self.process(lone).state, "broadcast")
+        page = self.client.get(f"/submissions/{lone.public_id}/status.json").json()
+        self.assertEqual((page["batch_wait"], page["paid"]), ("", True))
+
     def test_the_maximum_wait_is_the_setting(self) -> None:
         with self.settings(BATCH_MAX_WAIT=5):
             [lone] = self.checked(0)

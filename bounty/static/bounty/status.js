@@ -66,6 +66,8 @@
       });
     }
     show("rejection", Boolean(data.rejected));
+    setText("batch-wait", data.batch_wait);
+    show("batch-wait", Boolean(data.batch_wait));
     setText("pending-note", data.pending_note);
     show("pending", Boolean(data.pending));
     setText("paid-by", data.paid_by);
