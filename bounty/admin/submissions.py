@@ -13,7 +13,7 @@ from django.urls import path
 from django.utils.html import format_html
 
 from bounty import images, payouts, pipeline
-from bounty.admin import pending
+from bounty.admin.pending import pending_grid
 from bounty.models import Reason, Submission
 from bounty.queue import enqueue
 
@@ -139,7 +139,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list:
         # The grid of pending images (bounty.admin.pending), beside the queue's list.
-        grid = self.admin_site.admin_view(lambda request: pending.pending_grid(request, self.admin_site))
+        grid = self.admin_site.admin_view(lambda request: pending_grid(request, self.admin_site))
         return [path("pending/", grid, name="bounty_reviewitem_pending"), *super().get_urls()]
 
     @admin.action(description="Approve the held payout", permissions=["approve_payout"])
