@@ -18,7 +18,7 @@ that read them recorded. Pending images whose window ended are rejected by a per
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 from celery import current_app
@@ -90,8 +90,8 @@ def discard(submission: Submission) -> bool:
     return True
 
 
-def expire(now: object = None) -> int:
-    """Reject the pending images whose window has ended; returns how many."""
+def expire(now: datetime | None = None) -> int:
+    """Reject the pending images whose window has ended (by `now`); returns how many."""
     moment = now or timezone.now()
     expired = 0
     for submission in Submission.objects.filter(state=Submission.State.PENDING, pending_until__lte=moment):

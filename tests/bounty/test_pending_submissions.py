@@ -129,3 +129,20 @@ class TrainingRuleTestCase(ChainTestCase):
         with self.settings(RETRAIN_HELDOUT_PERCENT=0):
             dataset.screen_new(None, self.version)
         self.assertEqual(confirmed.collected.role, "train", "a reviewer looked at it: not flagged again")
+
+
+class ScheduleTestCase(ChainTestCase):
+    def test_beat_expires_pending_images_hourly_and_the_worker_knows_both_tasks(self) -> None:
+        from django_celery_beat.models import PeriodicTask
+
+        from bounty.celery import app
+        from bounty.retraining import tasks
+
+        row = PeriodicTask.objects.get(task="bounty.retraining.tasks.expire_pending")
+        self.assertEqual((row.interval.every, row.interval.period, row.enabled), (3600, "seconds", True))
+        self.assertIn(pending.PAY_PENDING, app.tasks)
+        submission = self.make_submission(mnist_pixels(3), bounty=self.live)
+        pipeline.process(submission.pk)
+        ended = timezone.now() + timedelta(days=31)
+        self.assertEqual(pending.expire(ended), 1)
+        self.assertEqual(tasks.expire_pending(), 0, "the task finds nothing more to expire")
