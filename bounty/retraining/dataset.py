@@ -63,11 +63,19 @@ def is_heldout(pixel_sha256: str) -> bool:
     return int(pixel_sha256[:8], 16) % 100 < conf.heldout_percent()
 
 
+@cache
+def mnist_train_as_float() -> tuple[np.ndarray, np.ndarray]:
+    """The MNIST training images as float32 rows and their squared norms, made once per process: the check
+    step asks for one image's neighbours at a time (pay on learn), and converting 60,000 images each time
+    cost about a second."""
+    train = mnist().x_train.reshape(-1, 784).astype(np.float32)
+    return train, (train**2).sum(axis=1)
+
+
 def neighbour_labels(images: np.ndarray, k: int) -> np.ndarray:
     """Majority label of the k nearest MNIST training images (Euclidean distance on pixels)."""
     data = mnist()
-    train = data.x_train.reshape(-1, 784).astype(np.float32)
-    norms = (train**2).sum(axis=1)
+    train, norms = mnist_train_as_float()
     labels = []
     for image in images.reshape(-1, 784).astype(np.float32):
         distances = norms - 2 * train @ image  # + |image|^2, the same for every candidate
