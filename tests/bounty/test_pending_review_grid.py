@@ -88,3 +88,9 @@ class PendingGridTestCase(BaseTestCase):
         response = self.client.post(URL, {"bulk": "pay", "ids": ["1; drop"]}, follow=True)
         self.assertContains(response, "Nothing was changed")
         self.assertEqual(set(self.states()), {"pending"})
+
+    def test_the_admin_index_links_the_grid_for_those_who_may_look(self) -> None:
+        self.client.force_login(self.reviewer)
+        self.assertContains(self.client.get("/admin/"), f'href="{URL}"')
+        self.client.force_login(self.funder)
+        self.assertNotContains(self.client.get("/admin/"), f'href="{URL}"')
