@@ -123,6 +123,8 @@ def pay_pending(bounty_id: int) -> dict[str, int]:
     now = timezone.now()
     pending = Submission.objects.filter(bounty=bounty, state=Submission.State.PENDING, pending_until__gt=now)
     # Slots are offered only while the bounty takes claims; a paused or closed bounty's images stay pending.
+    # One image per free slot, for batch slots too (which pay K): a batch's partly filled slots are not
+    # counted here, and an image sent on without a slot would be rejected, while one left pending is not lost.
     free = bounty.slots_left() if bounty.is_open() else 0
     still_wrong: list[int] = []
     for submission in pending.order_by("received_at", "pk"):
