@@ -54,6 +54,14 @@ class QueryPlanTestCase(BaseTestCase):
     def test_reserving_a_slot_uses_an_index(self) -> None:
         self.assert_uses_index(Slot.objects.filter(bounty=self.bounty, state=Slot.State.FREE))
 
+    def test_the_exact_duplicate_check_as_screening_runs_it_uses_the_pixel_hash_index(self) -> None:
+        """Neither ordered nor limited, so no plan can prefer walking another index and filtering."""
+        earlier = Submission.objects.filter(pk__lt=10**9).exclude(state=Submission.State.REJECTED)
+        lookup = earlier.filter(pixel_sha256="ab" * 32).order_by().values_list("pk", flat=True)
+        self.assertNotIn("ORDER BY", str(lookup.query))
+        self.assertNotIn("LIMIT", str(lookup.query))
+        self.assert_uses_index(lookup)
+
     def test_the_near_duplicate_lookup_reads_the_four_band_indexes(self) -> None:
         """With rows in the table and its statistics current, as in service: the id bound matches nearly every
         row, a band value almost none."""
