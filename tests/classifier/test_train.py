@@ -41,6 +41,12 @@ def test_it_refuses_impossible_options(sparsity, bits):
         TrainingOptions(sparsity=sparsity, bits=bits)
 
 
+@pytest.mark.parametrize("share", [-0.1, 1.5])
+def test_it_refuses_an_impossible_augmentation_share(share):
+    with pytest.raises(ValueError, match="augment"):
+        TrainingOptions(augment=share)
+
+
 @pytest.mark.slow
 def test_a_short_run_produces_a_valid_compressed_artifact(mnist, tmp_path):
     options = TrainingOptions(epochs=1, sparsity=0.8, bits=4, prune_steps=2, prune_epochs=1, quant_epochs=1)
@@ -61,6 +67,12 @@ def test_a_short_run_produces_a_valid_compressed_artifact(mnist, tmp_path):
     assert training["mnist_examples"] == 3000 and training["extra_examples"] == 50
     assert model.manifest["bits"] == 4 and model.manifest["architecture"]["hidden"] == 64
     assert set(model.manifest["metrics"]["per_class_accuracy"]) == {str(d) for d in range(10)}
+    # The drawn-style set is measured and recorded beside MNIST, with its own families.
+    metrics = model.manifest["metrics"]
+    assert 0.3 < metrics["drawn_accuracy"] < 1.0
+    assert set(metrics["drawn_accuracy_per_family"]) == {"strokes", "fonts", "lowres"}
+    training = model.manifest["training"]
+    assert training["augment"] == 0.5
 
 
 def test_random_shifts_move_each_image_by_at_most_the_limit():
