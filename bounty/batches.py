@@ -123,21 +123,22 @@ def decision_for(bounty: Bounty, now: datetime | None = None) -> BatchDecision:
     return decide(waiting(bounty), bounty.lanes, now or timezone.now())
 
 
-def claim_ready(bounty: Bounty) -> list[int]:
+def claim_ready(bounty: Bounty) -> list[tuple[int, ...]]:
     """Build and store every batch of the bounty that is due: first the batches a dead worker took and left
-    (reserved more than STUCK_AFTER seconds ago), then new ones while `decide` says claim. Returns the ids
-    of the submissions whose claim is now stored ("verified"); TryLater when the chain cannot be reached."""
-    stored: list[int] = []
+    (reserved more than STUCK_AFTER seconds ago), then new ones while `decide` says claim. Returns each
+    stored batch's submission ids, in output order (all "verified" now); TryLater when the chain cannot be
+    reached."""
+    stored: list[tuple[int, ...]] = []
     cutoff = timezone.now() - timedelta(seconds=settings.STUCK_AFTER)
     left = Slot.objects.filter(
         bounty=bounty, state=Slot.State.RESERVED, updated__lt=cutoff,
         batch_members__state=Submission.State.CHECKED,
     ).distinct()  # fmt: skip
     for slot in left.select_related("deploy_tx"):
-        stored += store_batch(bounty, slot)
+        stored.append(store_batch(bounty, slot))
     while (slot := take_batch(bounty)) is not None:
-        stored += store_batch(bounty, slot)
-    return stored
+        stored.append(store_batch(bounty, slot))
+    return [batch for batch in stored if batch]
 
 
 def take_batch(bounty: Bounty) -> Slot | None:
@@ -173,10 +174,10 @@ def take_batch(bounty: Bounty) -> Slot | None:
     return Slot.objects.select_related("deploy_tx").get(pk=slot.pk)
 
 
-def store_batch(bounty: Bounty, slot: Slot) -> list[int]:
+def store_batch(bounty: Bounty, slot: Slot) -> tuple[int, ...]:
     """Steps 2 and 3 for a taken batch slot: build the claim of its checked members (at most K, oldest
     first; offenders rejected and left out) and store it with every paid member "verified", before any
-    broadcast. Returns the paid members' ids ([] when another worker stored it first or nobody is left)."""
+    broadcast. Returns the paid members' ids (empty when another worker stored it first or nobody is left)."""
     members = list(
         Submission.objects.filter(batch_slot=slot, state=Submission.State.CHECKED).order_by(
             "checked_at", "pk"
@@ -188,7 +189,7 @@ def store_batch(bounty: Bounty, slot: Slot) -> list[int]:
         members = members[: slot.lanes]
     if not members:
         release_if_unused(slot)
-        return []
+        return ()
     entries = [chain.BatchMember(m.pk, m.pixel_bytes, m.payout_address) for m in members]
     try:
         result = chain.build_batch(bounty, slot, entries, chain.operator_address())
@@ -199,7 +200,7 @@ def store_batch(bounty: Bounty, slot: Slot) -> list[int]:
         for member in members:
             member.reject(Reason.CHAIN_REJECTED, str(error))
         release_if_unused(slot)
-        return []
+        return ()
     by_pk = {m.pk: m for m in members}
     # The slot is held for the first paid member before any member is rejected, so the sweeper never
     # takes it for an orphan (a reserved slot whose holder was rejected).
@@ -211,7 +212,7 @@ def store_batch(bounty: Bounty, slot: Slot) -> list[int]:
         refuse(by_pk[pk], "the off-chain check before its batch was built")
     if result.built is None:
         release_if_unused(slot)
-        return []
+        return ()
     built = result.built
     with transaction.atomic():
         tx, _ = Transaction.objects.get_or_create(
@@ -220,14 +221,21 @@ def store_batch(bounty: Bounty, slot: Slot) -> list[int]:
                 "raw_hex": built.raw_hex, "kind": Transaction.Kind.CLAIM, "bounty": bounty, "fee": built.fee,
             },
         )  # fmt: skip
+        retryable = (Transaction.Failure.REJECTED, Transaction.Failure.UNREACHABLE)
+        if tx.status == Transaction.Status.FAILED and tx.failure in retryable:
+            # The same bytes again (same slot, same members in the same order): refused or never delivered
+            # before with the slot left unspent, so they are sent and judged again, as a single claim's are.
+            Transaction.objects.filter(pk=tx.pk).update(
+                status=Transaction.Status.STORED, failure="", broadcast_attempts=0, raw_hex=built.raw_hex
+            )
         if not Slot.objects.filter(pk=slot.pk, state=Slot.State.RESERVED).exists():
-            return []  # given back meanwhile: its members are waiting again (UNBATCHED)
+            return ()  # given back meanwhile: its members are waiting again (UNBATCHED)
         for index, pk in enumerate(result.paid):
             if not by_pk[pk].advance(Submission.State.VERIFIED, claim_tx=tx, claim_output=index):
                 transaction.set_rollback(True)  # another worker stored this batch (or moved a member)
-                return []
+                return ()
     fault_point("claim_stored")
-    return list(result.paid)
+    return result.paid
 
 
 def refuse(submission: Submission, why: str) -> None:

@@ -169,6 +169,14 @@ def settle_claim(submission: Submission, tx: Transaction, ours: chain.TxStatus |
     """Decide what the chain's view means for a contested, refused or stalled claim (see the module
     docstring). Returns True when the submission went back to "checked" and should be processed again.
     TryLater when the chain cannot be asked."""
+    if submission.batch_slot_id is not None:
+        # A batch is settled as a whole through any of its members: a caller holding a member as it was
+        # before that (the poller's loop over the claim's members) leaves it to whoever moved it since,
+        # since its view of the claim (a refusal, say) may be older than the batch's rebuilt claim.
+        seen = (submission.state, submission.claim_tx_id)
+        submission.refresh_from_db()
+        if (submission.state, submission.claim_tx_id) != seen or submission.claim_tx_id != tx.pk:
+            return False
     slot = claim_slot(submission, tx)
     if slot is None:
         return False
@@ -254,6 +262,8 @@ def paid_by_competitor(submission: Submission, slot: Slot, ours: Transaction, tx
                 competing_txids=[txid],
             )
         adopt(submission, slot, payment, chain.TxStatus(txid, chain.TxState.MEMPOOL))
+        for member in batch_of(submission, ours):  # it pays every member of the batch: all move with it
+            adopt(member, slot, payment, chain.TxStatus(txid, chain.TxState.MEMPOOL))
 
 
 def lost_to_someone_else(submission: Submission, slot: Slot, ours: Transaction, holder: str) -> None:
@@ -262,12 +272,15 @@ def lost_to_someone_else(submission: Submission, slot: Slot, ours: Transaction, 
     log.warning(
         "slot %s of submission %s is spent by %s; paying from another slot", slot, submission.pk, holder
     )
+    members = batch_of(submission, ours)  # a batch looks for another slot as a whole
     with transaction.atomic():
         Transaction.objects.filter(pk=ours.pk).update(
             status=Transaction.Status.FAILED, failure=Transaction.Failure.DOUBLE_SPEND
         )
         slot.mark_spent_elsewhere()
         another_try(submission)
+        for member in members:
+            another_try(member)
     stalled_holder_paid(holder)
 
 

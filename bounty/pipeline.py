@@ -159,11 +159,12 @@ def claim(submission: Submission) -> None:
 
 def claim_in_batch(submission: Submission, bounty: Bounty) -> None:
     """checked -> verified for a batch bounty: claim the batches that are due (bounty.batches), the
-    submission's own among them or not. The other members of a stored batch are queued for their broadcast;
-    a submission left waiting is looked at again once its batch's maximum wait has passed (the sweeper
+    submission's own among them or not. One member of each stored batch broadcasts it and moves the others
+    with it (`broadcast_claim`): this submission for its own batch, the first member, queued, for another.
+    A submission left waiting is looked at again once its batch's maximum wait has passed (the sweeper
     claims due batches too, so a lost message strands nobody)."""
     stored = batches.claim_ready(bounty)
-    others = [pk for pk in stored if pk != submission.pk]
+    others = [batch[0] for batch in stored if submission.pk not in batch]
     transaction.on_commit(lambda: [enqueue(pk) for pk in others])
     submission.refresh_from_db()
     if submission.state == Submission.State.CHECKED and submission.batch_slot_id is None:
@@ -197,6 +198,10 @@ def broadcast_claim(submission: Submission) -> None:
         state=Slot.State.CLAIMED, spent_by=tx, updated=timezone.now()
     )
     submission.advance(Submission.State.BROADCAST)
+    if submission.batch_slot_id is not None:
+        # The other members of its batch are paid by the same transaction: they move with it.
+        for member in Submission.objects.filter(claim_tx=tx, state=Submission.State.VERIFIED):
+            member.advance(Submission.State.BROADCAST)
     if tx.failure == Transaction.Failure.DOUBLE_SPEND and settle_claim(submission, tx):
         submission.refresh_from_db()  # lost for good already (a spend in a block): back to "checked"
     submission.bounty.mark_exhausted_if_spent()

@@ -68,9 +68,9 @@ def claim_due_batches() -> int:
             stored = claim_ready(bounty)
         except TryLater:
             continue  # the chain is down: the next sweep tries again
-        for pk in stored:
-            enqueue(pk)
-        count += len(stored)
+        for batch in stored:
+            enqueue(batch[0])  # its broadcast moves the other members with it
+        count += sum(len(batch) for batch in stored)
     return count
 
 
