@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bounty import chain, keys
-from bounty.models import Bounty, ModelVersion, Slot, Transaction
+from bounty.models import Bounty, ModelVersion, Slot, SlotKind, Transaction
 from bounty.models.bounties import ON_CHAIN
 from bounty.ops import signing
 from bounty.payouts import TryLater, send
@@ -68,7 +68,9 @@ def process(redeployment: Redeployment) -> bool:
     target = redeployment.target
     superseded = ModelVersion.active() != target
     if not superseded:
+        # A migration moves single slots only: a batch bounty stays on its model (its slots untouched).
         bounties = Bounty.objects.filter(state=Bounty.State.ACTIVE).exclude(model_version=target)
+        bounties = bounties.exclude(slot_kind=SlotKind.BATCH)
         for bounty in bounties:
             MigrationStep.objects.get_or_create(
                 redeployment=redeployment, bounty=bounty, defaults={"from_version": bounty.model_version}
