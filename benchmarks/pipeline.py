@@ -5,7 +5,10 @@ N slots; two Celery worker processes take each from "received" through classific
 checks, slot reservation, claim building and verification, to broadcast on the local ledger. Prints claims
 per second and the median / p95 time from submit to "broadcast".
 
-    .venv/bin/python benchmarks/pipeline.py [--submissions N] [--workers 2] [--json]
+    .venv/bin/python benchmarks/pipeline.py [--submissions N] [--workers 2] [--batch K] [--json]
+
+With --batch K the bounty has batch slots of K images (ceil(N / K) of them): the images are claimed K at a
+time, and the on-chain bytes per paid image (deploy + claims) are printed too.
 
 Everything runs in a temporary folder: a SQLite database, a private redis-server on a free port, and a fresh
 ledger. BENCH_DATABASE_URL runs it on another database instead, which it migrates and fills: give it a
@@ -29,6 +32,7 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=60)
     parser.add_argument("--workers", type=int, default=2, help="worker processes (concurrency 1 each)")
     parser.add_argument("--digit", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=0, help="K images per batch slot (0: single slots)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -48,7 +52,7 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
     from bounty.celery import app
     from bounty.classify import reference_model
     from bounty.funding import draft_bounty, fund_and_deploy
-    from bounty.models import ModelVersion, Submission
+    from bounty.models import ModelVersion, SlotKind, Submission, Transaction
     from bounty.queue import enqueue
     from classifier.data import load_mnist
     from contracts.keys import Key
@@ -56,8 +60,13 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
     call_command("migrate", verbosity=0)
     version = ModelVersion.register(Path(settings.MODEL_ARTIFACT), activate=True)
     chain.faucet(chain.operator_address(), 100_000_000)
-    bounty = draft_bounty(version, args.digit, slots=args.submissions, reward=1000)
-    cost = chain.claim_cost(version, args.digit, bounty.fee_rate)
+    if args.batch:
+        slots = -(-args.submissions // args.batch)
+        batch = {"slot_kind": SlotKind.BATCH, "batch_lanes": args.batch}
+        bounty = draft_bounty(version, args.digit, slots=slots, reward=1000, **batch)  # type: ignore[arg-type]
+    else:
+        bounty = draft_bounty(version, args.digit, slots=args.submissions, reward=1000)
+    cost = chain.claim_cost(version, args.digit, bounty.fee_rate, args.batch)
     fund_and_deploy(bounty)
 
     mnist = load_mnist()
@@ -111,6 +120,14 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
         "median_submit_to_broadcast_s": round(statistics.median(paid), 3) if paid else None,
         "p95_submit_to_broadcast_s": round(float(np.percentile(paid, 95)), 3) if paid else None,
         "locking_script_bytes": cost["locking_bytes"],
+        "batch": args.batch,
+        "claims": Transaction.objects.filter(kind="claim", bounty=bounty).count(),
+        # What the chain holds per paid image: the deploy(s) and the claim transactions.
+        "chain_bytes_per_paid_image": round(
+            sum(tx.size for tx in Transaction.objects.filter(bounty=bounty)) / len(paid)
+        )
+        if paid
+        else None,
         "database": settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
     }
     if args.json:
@@ -123,6 +140,9 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
         print(f"{'claims per second':32} {result['claims_per_second']}")
         print(f"{'median submit -> broadcast':32} {result['median_submit_to_broadcast_s']} s")
         print(f"{'p95 submit -> broadcast':32} {result['p95_submit_to_broadcast_s']} s")
+        print(f"{'batch slots of K (0: single)':32} {result['batch']}")
+        print(f"{'claim transactions':32} {result['claims']}")
+        print(f"{'chain bytes per paid image':32} {result['chain_bytes_per_paid_image']}")
         print(f"{'database':32} {result['database']}")
     return 0 if result["paid"] == len(ids) else 1
 
