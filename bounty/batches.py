@@ -136,8 +136,8 @@ def claim_ready(bounty: Bounty) -> list[tuple[int, ...]]:
     ).distinct()  # fmt: skip
     for slot in left.select_related("deploy_tx"):
         stored.append(store_batch(bounty, slot))
-    while (slot := take_batch(bounty)) is not None:
-        stored.append(store_batch(bounty, slot))
+    while (taken := take_batch(bounty)) is not None:
+        stored.append(store_batch(bounty, taken))
     return [batch for batch in stored if batch]
 
 

@@ -307,6 +307,8 @@ def build_deploy(bounty: Bounty) -> list[Built]:
 def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes) -> Built:
     """The verified claim paying the bounty's reward from `slot` to `payout_address` for `pixels`."""
     contract = bounty_contract(bounty)
+    if not isinstance(contract, SlotContract):
+        raise ChainError(f"bounty {bounty.pk} has batch slots: they are claimed in batches", permanent=True)
     utxo = Utxo(slot.deploy_tx.txid, slot.vout, slot.satoshis, contract.locking_script)
     image = np.frombuffer(bytes(pixels), dtype=np.uint8).astype(np.int64)
     try:
@@ -319,7 +321,7 @@ def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes) 
     return _built(built)
 
 
-def slot_utxos(contract: SlotContract, slots: Sequence[Slot]) -> list[Utxo]:
+def slot_utxos(contract: SlotContract | BatchSlotContract, slots: Sequence[Slot]) -> list[Utxo]:
     """The outputs `slots` are on the chain, locked by `contract`."""
     return [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, contract.locking_script) for s in slots]
 

@@ -138,12 +138,14 @@ def fail(tx: Transaction) -> bool:
 
 
 def claim_slot(submission: Submission, tx: Transaction) -> Slot | None:
-    return (
+    slot = (
         Slot.objects.filter(submission=submission).select_related("deploy_tx").first()
         or Slot.objects.filter(spent_by=tx).select_related("deploy_tx").first()
-        # a batch member other than the first: the slot its batch is claimed from
-        or Slot.objects.filter(pk=submission.batch_slot_id).select_related("deploy_tx").first()
     )
+    if slot is None and submission.batch_slot_id is not None:
+        # a batch member other than the first: the slot its batch is claimed from
+        slot = Slot.objects.filter(pk=submission.batch_slot_id).select_related("deploy_tx").first()
+    return slot
 
 
 def batch_of(submission: Submission, tx: Transaction) -> list[Submission]:

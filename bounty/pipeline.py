@@ -165,7 +165,12 @@ def claim_in_batch(submission: Submission, bounty: Bounty) -> None:
     claims due batches too, so a lost message strands nobody)."""
     stored = batches.claim_ready(bounty)
     others = [batch[0] for batch in stored if submission.pk not in batch]
-    transaction.on_commit(lambda: [enqueue(pk) for pk in others])
+
+    def queue_others() -> None:
+        for pk in others:
+            enqueue(pk)
+
+    transaction.on_commit(queue_others)
     submission.refresh_from_db()
     if submission.state == Submission.State.CHECKED and submission.batch_slot_id is None:
         wait = batches.decision_for(bounty).wait_seconds + 1
