@@ -3,6 +3,8 @@ transaction and the submissions it pays, and a contested or refused claim is set
 
 from __future__ import annotations
 
+from functools import partial
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -48,7 +50,7 @@ def apply_status(tx: Transaction, status: chain.TxStatus) -> None:
         return
     for submission in Submission.objects.filter(claim_tx=tx).select_related("bounty"):
         if settle_claim(submission, tx, status):
-            transaction.on_commit(lambda pk=submission.pk: enqueue(pk))
+            transaction.on_commit(partial(enqueue, submission.pk))
 
 
 def poll_confirmations() -> int:

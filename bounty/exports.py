@@ -35,7 +35,7 @@ def manifest_row(submission: Submission, label: int) -> dict:
         "state": submission.state,
         "pixel_sha256": submission.pixel_sha256,
         "received_at": submission.received_at.isoformat(),
-        "claim_txid": submission.claim_tx.txid if submission.claim_tx_id else "",
+        "claim_txid": submission.claim_tx.txid if submission.claim_tx else "",
     }
 
 

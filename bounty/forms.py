@@ -159,7 +159,8 @@ class SubmissionForm(forms.Form):
         return clean_address(self.cleaned_data["payout_address"])
 
     def clean(self) -> dict:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         upload = cleaned.get("image")
         drawing = cleaned.get("drawing") or ""
         limit = settings.MAX_UPLOAD_BYTES

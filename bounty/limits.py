@@ -38,7 +38,7 @@ def wait_words(seconds: int) -> str:
     return f"{math.ceil(seconds / 60)} minutes"
 
 
-def _over(queryset, limit: int, window: int) -> int | None:  # type: ignore[no-untyped-def]
+def _over(queryset, limit: int, window: int) -> int | None:
     """Seconds until the oldest counted submission leaves the window, when `limit` is reached."""
     if limit <= 0:
         return None

@@ -71,6 +71,6 @@ def near_duplicate(submission: Submission, earlier: QuerySet[Submission]) -> int
         chunk = close[start : start + PIXEL_CHUNK]
         pixels = dict(Submission.objects.filter(pk__in=chunk).values_list("pk", "pixels"))
         for pk in chunk:
-            if images.mean_abs_difference(pixels[pk], mine) < settings.NEAR_DUPLICATE_GREY:
+            if images.mean_abs_difference(bytes(pixels[pk]), mine) < settings.NEAR_DUPLICATE_GREY:
                 return pk
     return None

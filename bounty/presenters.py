@@ -160,7 +160,7 @@ def status_payload(submission: Submission) -> dict:
         "batch_wait": batch_wait(submission),
         "paid_by": paid_by_note(submission),
         "rejected": rejected,
-        "headline": HEADLINES[submission.state],
+        "headline": HEADLINES[Submission.State(submission.state)],
         "reason": submission.reason_text,
         "digit": submission.claimed_digit,
         "predicted": "" if predicted is None else predicted,
@@ -179,7 +179,7 @@ def status_payload(submission: Submission) -> dict:
     }
 
 
-def step_done(submission: Submission, state: str) -> bool:
+def step_done(submission: Submission, state: Submission.State) -> bool:
     order = [s for s, _ in STEPS]
     if submission.state == Submission.State.REJECTED:
         return state == Submission.State.RECEIVED or (
@@ -189,5 +189,5 @@ def step_done(submission: Submission, state: str) -> bool:
         return state == Submission.State.RECEIVED
     # Held and stalled payouts wait after the check: the steps stop there.
     waiting = (Submission.State.HELD, Submission.State.STALLED)
-    current = Submission.State.CHECKED if submission.state in waiting else submission.state
+    current = Submission.State.CHECKED if submission.state in waiting else Submission.State(submission.state)
     return order.index(state) <= order.index(current)

@@ -24,7 +24,7 @@ def separate_queues() -> bool:
 
 
 @shared_task(bind=True, max_retries=30, acks_late=True)
-def process_submission(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
+def process_submission(self, submission_id: int) -> str:
     """Verification, on CELERY_VERIFY_QUEUE. With one queue for both, the same task broadcasts too (no
     second trip through the broker); with two, a verified claim is handed to the broadcast queue."""
     stage = pipeline.Stage.VERIFY if separate_queues() else None
@@ -38,7 +38,7 @@ def process_submission(self, submission_id: int) -> str:  # type: ignore[no-unty
 
 
 @shared_task(bind=True, max_retries=30, acks_late=True)
-def broadcast_submission(self, submission_id: int) -> str:  # type: ignore[no-untyped-def]
+def broadcast_submission(self, submission_id: int) -> str:
     """Broadcast a stored claim, on CELERY_BROADCAST_QUEUE. A claim that lost its slot comes back
     "checked": verification builds another, on its own queue."""
     try:
@@ -50,7 +50,7 @@ def broadcast_submission(self, submission_id: int) -> str:  # type: ignore[no-un
     return state
 
 
-def hand_over(task, submission_id: int) -> None:  # type: ignore[no-untyped-def]
+def hand_over(task, submission_id: int) -> None:
     """Queue the next stage; if the broker is down the sweeper finds the submission stuck and queues it."""
     try:
         task.delay(submission_id)

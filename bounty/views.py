@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import Resolver404, resolve
@@ -33,12 +34,12 @@ def max_request_bytes() -> int:
     return settings.MAX_UPLOAD_BYTES * 3 + 64 * 1024
 
 
-def limit_request_body(get_response):  # type: ignore[no-untyped-def]
+def limit_request_body(get_response):
     """Middleware: refuse a body far over the upload limit from its Content-Length, before anything (the
     CSRF check included) reads it into memory or a temporary file. A submission refused so gets its bounty
     page back with the reason and what to do; anything else a short plain-text answer."""
 
-    def middleware(request: HttpRequest) -> HttpResponse:
+    def middleware(request: HttpRequest) -> HttpResponseBase:
         length = request.META.get("CONTENT_LENGTH") or ""
         if length.isdigit() and int(length) > max_request_bytes():
             return too_large_response(request, int(length))
@@ -47,7 +48,7 @@ def limit_request_body(get_response):  # type: ignore[no-untyped-def]
     return middleware
 
 
-def too_large_response(request: HttpRequest, length: int) -> HttpResponse:
+def too_large_response(request: HttpRequest, length: int) -> HttpResponseBase:
     message = too_large_message(length, what="The upload")
     try:
         match = resolve(request.path_info)
@@ -129,7 +130,7 @@ def bounty_page(request: HttpRequest, pk: int) -> HttpResponse:
     if request.method == "POST":
         # Before the upload is decoded or stored: the limits cost a count on an index, the decode does not.
         address = extract_address(request.POST.get("payout_address", ""))
-        size = sum(upload.size or 0 for upload in request.FILES.values())
+        size = sum(upload.size or 0 for _, uploads in request.FILES.lists() for upload in uploads[-1:])
         refusal = limits.rate_refusal(network_of(ip), address) or limits.storage_refusal(size)
         if refusal is not None:
             return refused_response(request, bounty, refusal)

@@ -14,6 +14,7 @@ import io
 import re
 import zipfile
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 from django import forms
@@ -55,7 +56,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return f"{obj.accuracy:.2%}" if obj.accuracy is not None else "-"
 
     @admin.action(description="Make the selected version the active one", permissions=["activate"])
-    def activate(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def activate(self, request: HttpRequest, queryset) -> None:
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one version.", messages.ERROR)
             return
@@ -128,7 +129,8 @@ class BountyForm(forms.ModelForm):
         return int(days)
 
     def clean(self) -> dict:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         version, digit, reward = cleaned.get("model_version"), cleaned.get("digit"), cleaned.get("reward")
         if version is None or digit is None or reward is None:
             return cleaned
@@ -262,7 +264,7 @@ def what_it_cost(bounty: Bounty) -> dict:
         deploys.append(row)
         if row["counted"]:
             slots += held
-            paid.append((tx.fee, row["size"]))
+            paid.append((tx.fee, tx.size))
     return {"deploys": deploys, "migrations": migrations, "bill": bill(bounty, slots, paid)}
 
 
@@ -300,7 +302,7 @@ def merged_zip(bounties: list[Bounty]) -> bytes:
 def merged_npz(bounties: list[Bounty]) -> bytes:
     """One training file for several bounties: their arrays one after the other, and `bounty` per image."""
     parts = [np.load(io.BytesIO(exports.export_npz(bounty))) for bounty in bounties]
-    arrays = {
+    arrays: dict[str, Any] = {  # Any: numpy's stubs would read an array-valued dict as allow_pickle
         name: np.concatenate([part[name] for part in parts]) for name in ("images", "labels", "submission")
     }
     which = [
@@ -423,7 +425,7 @@ class BountyAdmin(admin.ModelAdmin):
         return may(request, "export_bounty")
 
     @admin.action(description="Fund and deploy the selected draft bounties", permissions=["fund"])
-    def deploy(self, request: HttpRequest, queryset) -> TemplateResponse | None:  # type: ignore[no-untyped-def]
+    def deploy(self, request: HttpRequest, queryset) -> TemplateResponse | None:
         if request.POST.get("post") != "yes":
             return self.deploy_confirmation(request, queryset)
         # Every bill is checked before anything is deployed: a deploy changes the wallet the others read.
@@ -453,7 +455,7 @@ class BountyAdmin(admin.ModelAdmin):
             )
         return None
 
-    def deploy_confirmation(self, request: HttpRequest, queryset) -> TemplateResponse:  # type: ignore[no-untyped-def]
+    def deploy_confirmation(self, request: HttpRequest, queryset) -> TemplateResponse:
         rows = [deploy_plan(bounty) for bounty in queryset]
         wallet = wallet_now()
         needed = sum(row["bill"]["total"] for row in rows if row["bill"])
@@ -475,15 +477,15 @@ class BountyAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/bounty/deploy_confirmation.html", context)
 
     @admin.action(description="Pause the selected bounties", permissions=["pause"])
-    def pause(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def pause(self, request: HttpRequest, queryset) -> None:
         self.message_user(request, f"Paused {bounties_in_words(queryset.update(paused=True))}.")
 
     @admin.action(description="Resume the selected bounties", permissions=["pause"])
-    def resume(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def resume(self, request: HttpRequest, queryset) -> None:
         self.message_user(request, f"Resumed {bounties_in_words(queryset.update(paused=False))}.")
 
     @admin.action(description="Refund the unused slots of the selected bounties", permissions=["refund"])
-    def refund(self, request: HttpRequest, queryset) -> TemplateResponse | None:  # type: ignore[no-untyped-def]
+    def refund(self, request: HttpRequest, queryset) -> TemplateResponse | None:
         to_address = signing.refund_address()
         if request.POST.get("post") != "yes":
             return self.refund_confirmation(request, queryset, to_address)
@@ -506,7 +508,7 @@ class BountyAdmin(admin.ModelAdmin):
             self.message_user(request, f"Bounty #{bounty.pk}: {done}")
         return None
 
-    def refund_confirmation(self, request: HttpRequest, queryset, to_address: str) -> TemplateResponse:  # type: ignore[no-untyped-def]
+    def refund_confirmation(self, request: HttpRequest, queryset, to_address: str) -> TemplateResponse:
         context = {
             **self.admin_site.each_context(request),
             "title": "Refund the unused slots?",
@@ -521,7 +523,7 @@ class BountyAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/bounty/refund_confirmation.html", context)
 
     @admin.action(description="Export collected images (zip of PNG + manifest)", permissions=["export"])
-    def export_zip(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
+    def export_zip(self, request: HttpRequest, queryset) -> HttpResponse:
         bounties = list(queryset.order_by("pk"))
         content = exports.export_zip(bounties[0]) if len(bounties) == 1 else merged_zip(bounties)
         response = HttpResponse(content, content_type="application/zip")
@@ -529,7 +531,7 @@ class BountyAdmin(admin.ModelAdmin):
         return response
 
     @admin.action(description="Export collected images (npz for training)", permissions=["export"])
-    def export_npz(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
+    def export_npz(self, request: HttpRequest, queryset) -> HttpResponse:
         bounties = list(queryset.order_by("pk"))
         content = exports.export_npz(bounties[0]) if len(bounties) == 1 else merged_npz(bounties)
         response = HttpResponse(content, content_type="application/octet-stream")

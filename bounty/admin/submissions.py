@@ -58,7 +58,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         description="Retry the payout of stalled submissions (the chain is asked first)",
         permissions=["retry_payout"],
     )
-    def retry_payout(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def retry_payout(self, request: HttpRequest, queryset) -> None:
         retried = 0
         for submission in queryset.filter(state=Submission.State.STALLED):
             try:
@@ -119,7 +119,7 @@ class ReviewQueueAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Submission | None = None) -> bool:
         return self.has_label_permission(request)
 
-    def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def get_queryset(self, request: HttpRequest):
         return (
             super()
             .get_queryset(request)
@@ -143,23 +143,23 @@ class ReviewQueueAdmin(admin.ModelAdmin):
         return [path("pending/", grid, name="bounty_reviewitem_pending"), *super().get_urls()]
 
     @admin.action(description="Approve the held payout", permissions=["approve_payout"])
-    def approve_payout(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def approve_payout(self, request: HttpRequest, queryset) -> None:
         approved = sum(pipeline.approve(s) for s in queryset.filter(state=Submission.State.HELD))
         self.message_user(request, f"Approved {approved} held payouts; they are being paid.")
 
     @admin.action(description="Decline (do not pay)", permissions=["approve_payout"])
-    def decline(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def decline(self, request: HttpRequest, queryset) -> None:
         declined = sum(s.reject(Reason.REVIEWER) for s in queryset.filter(state=Submission.State.HELD))
         self.message_user(request, f"Declined {declined} held submissions.", messages.WARNING)
 
     @admin.action(description="Label: the digit it was drawn as is right", permissions=["label"])
-    def label_as_claimed(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def label_as_claimed(self, request: HttpRequest, queryset) -> None:
         for submission in queryset:
             Submission.objects.filter(pk=submission.pk).update(true_digit=submission.claimed_digit)
         self.message_user(request, "Labelled.")
 
     @admin.action(description="Label: the network's reading is right", permissions=["label"])
-    def label_as_predicted(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def label_as_predicted(self, request: HttpRequest, queryset) -> None:
         for submission in queryset.exclude(predicted_digit=None):
             Submission.objects.filter(pk=submission.pk).update(true_digit=submission.predicted_digit)
         self.message_user(request, "Labelled.")

@@ -8,7 +8,7 @@ SCHEDULES = [
 ]
 
 
-def create(apps, schema_editor):  # type: ignore[no-untyped-def]
+def create(apps, schema_editor):
     interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     for name, task, seconds in SCHEDULES:
@@ -16,7 +16,7 @@ def create(apps, schema_editor):  # type: ignore[no-untyped-def]
         task_model.objects.get_or_create(name=name, defaults={"task": task, "interval": interval})
 
 
-def remove(apps, schema_editor):  # type: ignore[no-untyped-def]
+def remove(apps, schema_editor):
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     task_model.objects.filter(name__in=[name for name, _, _ in SCHEDULES]).delete()
 

@@ -56,7 +56,7 @@ ROLES = {
 }
 
 
-def make_groups(apps, schema_editor):  # type: ignore[no-untyped-def]
+def make_groups(apps, schema_editor):
     """Create the roles; idempotent, so it can run again on a database whose rows were flushed."""
     # Permissions are otherwise created after the last migration (post_migrate): create them now, for the
     # models as this migration sees them, so a fresh database gets its groups in the same `migrate`.
@@ -73,7 +73,7 @@ def make_groups(apps, schema_editor):  # type: ignore[no-untyped-def]
             )
 
 
-def remove_groups(apps, schema_editor):  # type: ignore[no-untyped-def]
+def remove_groups(apps, schema_editor):
     apps.get_model("auth", "Group").objects.filter(name__in=ROLES).delete()
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 SCHEDULE = ("bounty: delete expired original uploads", "bounty.tasks.expire_originals", 24 * 3600)
 
 
-def create_schedule(apps, schema_editor):  # type: ignore[no-untyped-def]
+def create_schedule(apps, schema_editor):
     interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     name, task, seconds = SCHEDULE
@@ -15,11 +15,11 @@ def create_schedule(apps, schema_editor):  # type: ignore[no-untyped-def]
     task_model.objects.get_or_create(name=name, defaults={"task": task, "interval": interval})
 
 
-def remove_schedule(apps, schema_editor):  # type: ignore[no-untyped-def]
+def remove_schedule(apps, schema_editor):
     apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=SCHEDULE[0]).delete()
 
 
-def measure_originals(apps, schema_editor):  # type: ignore[no-untyped-def]
+def measure_originals(apps, schema_editor):
     """Sizes of the originals already stored, so the storage cap counts them."""
     submission_model = apps.get_model("bounty", "Submission")
     for submission in submission_model.objects.exclude(original="").iterator(chunk_size=500):

@@ -3,7 +3,7 @@
 from django.db import migrations, models
 
 
-def mark_migrated(apps, schema_editor):  # type: ignore[no-untyped-def]
+def mark_migrated(apps, schema_editor):
     """Slots a redeployment took were marked refunded: those spent by a migration, and those taken by a step
     that has not built its migration yet, are migrated."""
     Slot = apps.get_model("bounty", "Slot")
@@ -15,7 +15,7 @@ def mark_migrated(apps, schema_editor):  # type: ignore[no-untyped-def]
         Slot.objects.filter(pk__in=slot_ids, state="refunded", spent_by__isnull=True).update(state="migrated")
 
 
-def mark_refunded(apps, schema_editor):  # type: ignore[no-untyped-def]
+def mark_refunded(apps, schema_editor):
     apps.get_model("bounty", "Slot").objects.filter(state="migrated").update(state="refunded")
 
 

@@ -11,7 +11,7 @@ CHUNK = 2000
 FIELDS = [f"near_band_{band}" for band in range(images.NEAR_HASH_BANDS)]
 
 
-def backfill(apps, schema_editor):  # type: ignore[no-untyped-def]
+def backfill(apps, schema_editor):
     Submission = apps.get_model("bounty", "Submission")
     last = 0
     while True:

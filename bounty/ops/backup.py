@@ -64,7 +64,7 @@ def counted_models() -> dict[str, type[Model]]:
 
 
 def row_counts() -> dict[str, int]:
-    return {label: model.objects.count() for label, model in counted_models().items()}
+    return {label: model._default_manager.count() for label, model in counted_models().items()}
 
 
 def media_files() -> list[Path]:
@@ -277,7 +277,7 @@ def verify_archive(archive_path: Path, manifest: dict, work: Path) -> dict[str, 
 
 
 def database_is_empty() -> bool:
-    return not any(model.objects.exists() for model in counted_models().values())
+    return not any(model._default_manager.exists() for model in counted_models().values())
 
 
 def _install_files(work: Path, manifest: dict) -> None:

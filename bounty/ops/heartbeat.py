@@ -41,5 +41,5 @@ def age(kind: str, *, now: float | None = None) -> tuple[float | None, str]:
     raw = _client().get(KEY_PREFIX + kind)
     if raw is None:
         return None, ""
-    stamp, _, host = raw.decode().partition(" ")
+    stamp, _, host = (raw.decode() if isinstance(raw, bytes) else raw).partition(" ")
     return max((now if now is not None else time.time()) - float(stamp), 0.0), host

@@ -39,14 +39,14 @@ class CollectedImageAdmin(admin.ModelAdmin):
     actions = ("train_on", "exclude_from_training")
 
     @admin.action(description="Reviewed: train on the selected flagged images", permissions=["change"])
-    def train_on(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def train_on(self, request: HttpRequest, queryset) -> None:
         changed = queryset.filter(role=CollectedImage.Role.FLAGGED).update(
             role=CollectedImage.Role.TRAIN, note="approved for training by a reviewer"
         )
         self.message_user(request, f"{changed} image(s) will be trained on.")
 
     @admin.action(description="Never train on the selected images", permissions=["change"])
-    def exclude_from_training(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+    def exclude_from_training(self, request: HttpRequest, queryset) -> None:
         changed = queryset.update(role=CollectedImage.Role.EXCLUDED, note="excluded by a reviewer")
         self.message_user(request, f"{changed} image(s) excluded.")
 
@@ -140,7 +140,7 @@ class RedeploymentAdmin(admin.ModelAdmin):
                     return self.rollback_confirmation(request, form, rows)
         return super().add_view(request, form_url, extra_context)
 
-    def rollback_confirmation(self, request: HttpRequest, form, rows: list[dict]) -> TemplateResponse:  # type: ignore[no-untyped-def]
+    def rollback_confirmation(self, request: HttpRequest, form, rows: list[dict]) -> TemplateResponse:
         context = {
             **self.admin_site.each_context(request),
             "title": "Roll back to this model?",
@@ -158,7 +158,7 @@ class RedeploymentAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Redeployment | None = None) -> tuple[str, ...]:
         return ("target", "reason") if obj else ()
 
-    def save_model(self, request: HttpRequest, obj: Redeployment, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+    def save_model(self, request: HttpRequest, obj: Redeployment, form, change: bool) -> None:
         """Adding a redeployment by hand moves everything to the chosen version: a rollback."""
         if change:
             return

@@ -24,7 +24,7 @@ PAID = (Submission.State.BROADCAST, Submission.State.CONFIRMED)
 
 
 @cache
-def mnist():  # type: ignore[no-untyped-def]
+def mnist():
     from classifier.data import load_mnist
 
     return load_mnist()
@@ -40,7 +40,7 @@ AGREED_PENDING = Q(
 )
 
 
-def labelled_submissions():  # type: ignore[no-untyped-def]
+def labelled_submissions():
     chosen = Q(true_digit__isnull=False) | Q(state__in=PAID) | AGREED_PENDING
     return Submission.objects.filter(chosen).select_related("bounty")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from functools import partial
 
 import numpy as np
 from celery import current_app
@@ -143,7 +144,7 @@ def pay_pending(bounty_id: int) -> dict[str, int]:
         )
         if moved:
             counts["converted"] += 1
-            transaction.on_commit(lambda pk=submission.pk: enqueue(pk))
+            transaction.on_commit(partial(enqueue, submission.pk))
     record(version, bounty, counts, still_wrong)
     log.info("pay on learn, bounty %s on %s: %s", bounty.pk, version.name, counts)
     return counts

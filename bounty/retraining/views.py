@@ -68,7 +68,7 @@ def measured(gate: dict, criterion: str, fallback: float | None) -> float | None
     return float(value) if value is not None else fallback
 
 
-def serve(name: str) -> HttpResponse:
+def serve(name: str) -> FileResponse:
     path = plots.stored(name)
     if path is None:
         raise Http404(f"the {name} plot has not been drawn yet")
@@ -78,20 +78,20 @@ def serve(name: str) -> HttpResponse:
 
 
 @require_GET
-def accuracy_png(request: HttpRequest) -> HttpResponse:
+def accuracy_png(request: HttpRequest) -> FileResponse:
     return serve("accuracy")
 
 
 @require_GET
-def confusion_png(request: HttpRequest) -> HttpResponse:
+def confusion_png(request: HttpRequest) -> FileResponse:
     return serve("confusion")
 
 
 @require_GET
-def mistakes_png(request: HttpRequest) -> HttpResponse:
+def mistakes_png(request: HttpRequest) -> FileResponse:
     return serve("mistakes")
 
 
 @require_GET
-def collected_png(request: HttpRequest) -> HttpResponse:
+def collected_png(request: HttpRequest) -> FileResponse:
     return serve("collected")

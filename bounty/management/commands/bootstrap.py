@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -25,13 +26,13 @@ FAUCET_SATS = 50_000_000
 class Command(BaseCommand):
     help = "Create the admin user, register the model, fund the wallet and deploy a demo bounty (first run)."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--demo-digit", type=int, default=7)
         parser.add_argument("--demo-slots", type=int, default=20)
         parser.add_argument("--demo-reward", type=int, default=1000)
         parser.add_argument("--no-demo", action="store_true", help="skip the demo bounty")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         self.admin_user()
         version = self.model_version()
         if options["no_demo"] or Bounty.objects.exists():
@@ -49,7 +50,7 @@ class Command(BaseCommand):
             )
         self.demo_bounty(
             version, int(options["demo_digit"]), int(options["demo_slots"]), int(options["demo_reward"])
-        )  # type: ignore[call-overload]
+        )
 
     def admin_user(self) -> None:
         if User.objects.filter(is_superuser=True).exists():

@@ -4,6 +4,7 @@ refused part way: the slots the chain lacks are deployed again, once, from the o
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("bounty", type=int, help="the bounty's id")
         parser.add_argument("--json", action="store_true", help="print JSON")
 
-    def handle(self, *args: object, **options: object) -> None:
+    def handle(self, *args: object, **options: Any) -> None:
         bounty = Bounty.objects.filter(pk=options["bounty"]).first()
         if bounty is None:
             raise CommandError(f"no bounty #{options['bounty']}")

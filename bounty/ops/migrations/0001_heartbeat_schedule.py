@@ -7,7 +7,7 @@ TASK = "bounty.ops.tasks.heartbeat"
 EVERY = 15  # seconds; HEARTBEAT_MAX_AGE (default 60) allows for three missed beats
 
 
-def create(apps, schema_editor):  # type: ignore[no-untyped-def]
+def create(apps, schema_editor):
     interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     interval, _ = interval_model.objects.get_or_create(every=EVERY, period="seconds")
@@ -16,7 +16,7 @@ def create(apps, schema_editor):  # type: ignore[no-untyped-def]
     )
 
 
-def remove(apps, schema_editor):  # type: ignore[no-untyped-def]
+def remove(apps, schema_editor):
     apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
 
 

@@ -7,7 +7,7 @@ INTERVALS = [("retraining: resume redeployments", "bounty.retraining.tasks.resum
 NIGHTLY = ("retraining: retrain the model", "bounty.retraining.tasks.retrain")
 
 
-def create(apps, schema_editor):  # type: ignore[no-untyped-def]
+def create(apps, schema_editor):
     interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
     crontab_model = apps.get_model("django_celery_beat", "CrontabSchedule")
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
@@ -20,7 +20,7 @@ def create(apps, schema_editor):  # type: ignore[no-untyped-def]
     task_model.objects.get_or_create(name=NIGHTLY[0], defaults={"task": NIGHTLY[1], "crontab": nightly})
 
 
-def remove(apps, schema_editor):  # type: ignore[no-untyped-def]
+def remove(apps, schema_editor):
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     task_model.objects.filter(name__in=[NIGHTLY[0], *(name for name, _, _ in INTERVALS)]).delete()
 

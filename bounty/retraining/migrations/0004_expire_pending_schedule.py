@@ -6,14 +6,14 @@ from django.db import migrations
 NAME, TASK, SECONDS = "pay on learn: expire pending images", "bounty.retraining.tasks.expire_pending", 3600
 
 
-def create(apps, schema_editor):  # type: ignore[no-untyped-def]
+def create(apps, schema_editor):
     interval_model = apps.get_model("django_celery_beat", "IntervalSchedule")
     task_model = apps.get_model("django_celery_beat", "PeriodicTask")
     interval, _ = interval_model.objects.get_or_create(every=SECONDS, period="seconds")
     task_model.objects.get_or_create(name=NAME, defaults={"task": TASK, "interval": interval})
 
 
-def remove(apps, schema_editor):  # type: ignore[no-untyped-def]
+def remove(apps, schema_editor):
     apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
 
 

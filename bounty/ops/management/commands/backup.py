@@ -15,7 +15,7 @@ from bounty.ops.backup import BackupError, create_backup
 class Command(BaseCommand):
     help = "Back up the database, the media files and the model artifacts into one archive."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument(
             "--output", type=Path, help="archive path (default: VAR_DIR/backups/bounty-<UTC time>.tar.gz)"
         )

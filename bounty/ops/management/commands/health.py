@@ -17,7 +17,7 @@ from bounty.ops import probes
 class Command(BaseCommand):
     help = "Check the database, Redis, the chain backend and the worker heartbeat."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
         parser.add_argument("--wait", type=float, default=0, help="retry for up to this many seconds")
         parser.add_argument(

@@ -13,7 +13,7 @@ from bounty.ops.backup import BackupError, restore_backup
 class Command(BaseCommand):
     help = "Restore a `manage.py backup` archive into the configured (fresh) database and MEDIA_ROOT."
 
-    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser) -> None:
         parser.add_argument("archive", type=Path)
         parser.add_argument(
             "--replace",
