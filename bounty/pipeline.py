@@ -57,7 +57,7 @@ def process(submission_id: int, stage: Stage | None = None) -> str:
     """
     submission = Submission.objects.select_related("bounty__model_version").get(pk=submission_id)
     steps = STEPS if stage is None else {state: STEPS[state] for state in stage.value}
-    while (step := steps.get(submission.state)) is not None:
+    while (step := steps.get(Submission.State(submission.state))) is not None:
         before = submission.state
         step(submission)
         if submission.state == before:
@@ -68,9 +68,10 @@ def process(submission_id: int, stage: Stage | None = None) -> str:
 def check(submission: Submission) -> None:
     """received -> checked, or rejected: the network's verdict, duplicates, rate limits."""
     bounty = submission.bounty
-    predicted, scores = classify(bounty.model_version, submission.pixels)
+    predicted, scores = classify(bounty.model_version, submission.pixel_bytes)
     submission.predicted_digit, submission.scores = predicted, scores
     Submission.objects.filter(pk=submission.pk).update(predicted_digit=predicted, scores=scores)
+    reason: Reason | None
     if predicted != submission.claimed_digit:
         if keep_pending(submission):
             return
@@ -187,6 +188,8 @@ def fail_claim(submission: Submission, slot: Slot | None, detail: str) -> None:
 
 def broadcast_claim(submission: Submission) -> None:
     """verified -> broadcast, or settled from what the chain says when the claim is contested or refused."""
+    if submission.claim_tx_id is None:  # as a lookup by pk=None would: a verified submission has its claim
+        raise Transaction.DoesNotExist("a verified submission without a stored claim")
     tx = Transaction.objects.get(pk=submission.claim_tx_id)
     if tx.status == Transaction.Status.STORED and tx.broadcast_attempts >= settings.BROADCAST_MAX_ATTEMPTS:
         give_up_broadcasting(submission, tx)
