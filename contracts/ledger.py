@@ -376,7 +376,11 @@ class LocalLedger:
         if fault is Fault.REJECT_LATER:
             return self._store_conflict(txid, submission.raw, Conflict("SEEN_ON_NETWORK", (), ""))
         with self._write() as db:
-            # Checked again under the write lock: another thread may have spent an input meanwhile.
+            # Checked again under the write lock: another thread or process may have spent an input, or
+            # stored this very transaction, meanwhile. ARC answers a transaction it already has with its
+            # status, so the second of two simultaneous submissions does too.
+            if db.execute("SELECT 1 FROM txs WHERE txid = ?", (txid,)).fetchone() is not None:
+                return self.status(txid)
             _, conflict = self._check_inputs(tx, txid, db)
             if conflict is None:
                 self._store(db, tx, txid, submission.raw, kind="tx", fee=check.fee)

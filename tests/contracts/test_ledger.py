@@ -81,6 +81,29 @@ def test_it_accepts_the_same_transaction_twice_without_harm(funded: LocalLedger)
     assert len(funded.utxos(BOB.address)) == 1
 
 
+def test_it_answers_the_same_transaction_sent_at_once_by_several_threads(funded: LocalLedger) -> None:
+    """Two workers may send the same claim at the same moment: each gets the status, as from ARC, and the
+    transaction is stored once (it was an IntegrityError for all but the first)."""
+    raw = pay(funded)
+    start = threading.Barrier(8)
+    answers: list[object] = []
+
+    def submit() -> None:
+        start.wait()
+        try:
+            answers.append(funded.broadcast(raw).state)
+        except Exception as error:  # recorded, so the assertion names it
+            answers.append(error)
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [TxState.MEMPOOL] * 8
+    assert len(funded.utxos(BOB.address)) == 1
+
+
 def test_it_rejects_a_double_spend_in_the_mempool(funded: LocalLedger) -> None:
     coins = funded.utxos(ALICE.address)
     first = build_payment(coins, ALICE, BOB.address, 10_000, fee_rate=RATE)
