@@ -54,7 +54,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy classifier contracts
+	$(VENV)/bin/mypy classifier contracts bounty
 
 # pytest and smoke run through scripts/test-services.sh: the PostgreSQL and Redis on their usual ports when
 # they answer, otherwise private ones it starts (and installs) and stops afterwards. `make test` starts them
