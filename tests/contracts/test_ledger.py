@@ -91,7 +91,7 @@ def test_it_answers_the_same_transaction_sent_at_once_by_several_threads(funded:
     def submit() -> None:
         start.wait()
         try:
-            answers.append(funded.broadcast(raw).state)
+            answers.append(funded.broadcast(raw))
         except Exception as error:  # recorded, so the assertion names it
             answers.append(error)
 
@@ -100,7 +100,9 @@ def test_it_answers_the_same_transaction_sent_at_once_by_several_threads(funded:
         thread.start()
     for thread in threads:
         thread.join()
-    assert answers == [TxState.MEMPOOL] * 8
+    txid = parse_transaction(raw).txid()
+    assert answers == [txid] * 8
+    assert funded.status(txid).state is TxState.MEMPOOL
     assert len(funded.utxos(BOB.address)) == 1
 
 
