@@ -21,7 +21,9 @@ SETTING_SOURCES = [
     DEPLOY / "gunicorn.conf.py",
     *sorted((ROOT / "bounty").glob("*/conf.py")),
 ]
-READ = re.compile(r'(?:env(?:str|bool|int|choice|list|secret)|os\.environ\.get)\(\s*"([A-Z][A-Z0-9_]+)"')
+# bounty.env's readers, os.environ.get, and retraining/conf.py's _fraction (which reads its name with envstr).
+READERS = r"env(?:str|bool|int|choice|list|secret)|os\.environ\.get|_fraction"
+READ = re.compile(rf'(?:{READERS})\(\s*"([A-Z][A-Z0-9_]+)"')
 SERVICES = {"web": "bounty-web", "worker": "bounty-worker", "beat": "bounty-beat", "ledger": "bounty-ledger"}
 
 
