@@ -23,16 +23,14 @@ from functools import cached_property
 import numpy as np
 
 from contracts.batch import CompiledBatchPredicate, compile_batch_predicate
-from contracts.fees import FeeRate
 from contracts.model import PIXEL_MAX, IntegerModel
 from contracts.numbers import push_data
 from contracts.opcodes import Opcode
-from contracts.slot import SlotContract, branch_script, check_pubkeys, reserved_claim_fee
-from contracts.wire import MAX_SIGNATURE_PUSH, P2PKH_SCRIPT_BYTES, output_bytes, tx_bytes
+from contracts.slot import SlotContract, SlotSizes, branch_script, check_pubkeys
 
 
 @dataclass(frozen=True)
-class BatchSlotContract:
+class BatchSlotContract(SlotSizes):
     """The batch slot script for one (model, digit, K, operator, admin). Build it with `from_model`."""
 
     compiled: CompiledBatchPredicate = field(repr=False)
@@ -79,21 +77,6 @@ class BatchSlotContract:
         return len(self.compiled.pushes(full))
 
     @property
-    def slot_output_bytes(self) -> int:
-        return output_bytes(len(self.locking_script))
-
-    @property
-    def max_claim_unlocking_bytes(self) -> int:
-        return MAX_SIGNATURE_PUSH + self.max_image_bytes + 1
-
-    @property
-    def max_claim_tx_bytes(self) -> int:
-        """The largest claim: one slot input, K P2PKH outputs."""
-        return tx_bytes([self.max_claim_unlocking_bytes], [P2PKH_SCRIPT_BYTES] * self.lanes)
-
-    def claim_fee(self, fee_rate: FeeRate) -> int:
-        return reserved_claim_fee(self.max_claim_tx_bytes, fee_rate)
-
-    def slot_value(self, reward: int, fee_rate: FeeRate) -> int:
-        """K rewards (`reward` per image) and the claim fee."""
-        return self.lanes * reward + self.claim_fee(fee_rate)
+    def payees(self) -> int:
+        """One per lane: a full batch pays K contributors (a padded one fewer, and returns the rest)."""
+        return self.lanes

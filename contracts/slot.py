@@ -74,8 +74,57 @@ def reserved_claim_fee(max_claim_tx_bytes: int, fee_rate: FeeRate) -> int:
     return exact + max(CLAIM_FEE_MARGIN_MIN, int(exact * CLAIM_FEE_MARGIN))
 
 
+class SizedSlot(Protocol):
+    """What the sizes of a slot follow from: its locking script, its longest image pushes, and how many
+    P2PKH outputs its claim pays."""
+
+    @property
+    def locking_script(self) -> bytes: ...
+
+    @property
+    def max_image_bytes(self) -> int: ...
+
+    @property
+    def payees(self) -> int: ...
+
+
+def max_claim_unlocking_bytes(slot: SizedSlot) -> int:
+    """`<operator sig> <image pushes> OP_1` at its longest."""
+    return MAX_SIGNATURE_PUSH + slot.max_image_bytes + 1
+
+
+def max_claim_tx_bytes(slot: SizedSlot) -> int:
+    """The largest claim transaction: one slot input, one P2PKH output per payee."""
+    return tx_bytes([max_claim_unlocking_bytes(slot)], [P2PKH_SCRIPT_BYTES] * slot.payees)
+
+
+class SlotSizes:
+    """Sizes and fees of a slot, shared by the single-image slot and the batch slot (see `SizedSlot`)."""
+
+    @property
+    def slot_output_bytes(self: SizedSlot) -> int:
+        """Bytes one slot adds to a deploy transaction (amount, script length, script)."""
+        return output_bytes(len(self.locking_script))
+
+    @property
+    def max_claim_unlocking_bytes(self: SizedSlot) -> int:
+        return max_claim_unlocking_bytes(self)
+
+    @property
+    def max_claim_tx_bytes(self: SizedSlot) -> int:
+        return max_claim_tx_bytes(self)
+
+    def claim_fee(self: SizedSlot, fee_rate: FeeRate) -> int:
+        """The fee a slot reserves for its claim: worst-case size at `fee_rate` plus the safety margin."""
+        return reserved_claim_fee(max_claim_tx_bytes(self), fee_rate)
+
+    def slot_value(self: SizedSlot, reward: int, fee_rate: FeeRate) -> int:
+        """A reward per payee and the claim fee."""
+        return self.payees * reward + reserved_claim_fee(max_claim_tx_bytes(self), fee_rate)
+
+
 @dataclass(frozen=True)
-class SlotContract:
+class SlotContract(SlotSizes):
     """The slot script for one (model, digit, operator, admin). Build it with `from_model`; tests may pass
     any verify-mode `predicate` with a matching `encode_image` and `max_image_bytes`."""
 
@@ -121,25 +170,4 @@ class SlotContract:
     def refund_unlocking(admin_signature: bytes) -> bytes:
         return push_data(admin_signature) + bytes([Opcode.OP_0])
 
-    # -- sizes and fees ------------------------------------------------------------------------------------
-
-    @property
-    def slot_output_bytes(self) -> int:
-        """Bytes one slot adds to a deploy transaction (amount, script length, script)."""
-        return output_bytes(len(self.locking_script))
-
-    @property
-    def max_claim_unlocking_bytes(self) -> int:
-        return MAX_SIGNATURE_PUSH + self.max_image_bytes + 1
-
-    @property
-    def max_claim_tx_bytes(self) -> int:
-        """The largest claim transaction: one slot input, one P2PKH output."""
-        return tx_bytes([self.max_claim_unlocking_bytes], [P2PKH_SCRIPT_BYTES])
-
-    def claim_fee(self, fee_rate: FeeRate) -> int:
-        """The fee a slot reserves for its claim: worst-case size at `fee_rate` plus the safety margin."""
-        return reserved_claim_fee(self.max_claim_tx_bytes, fee_rate)
-
-    def slot_value(self, reward: int, fee_rate: FeeRate) -> int:
-        return reward + self.claim_fee(fee_rate)
+    payees = 1  # one image, one contributor
