@@ -36,7 +36,7 @@ from django.test import Client
 from PIL import Image
 from redis_databases import redis_url
 
-from bounty import chain
+from bounty import chain, confirmations, payouts, sweeper
 from bounty.celery import app as celery_app
 from bounty.funding import fund_and_deploy
 from bounty.models import Bounty, ModelVersion, Slot, Submission, Transaction
@@ -254,6 +254,18 @@ def renew_router() -> None:
 
 def settled() -> bool:
     return not Submission.objects.exclude(state__in=SETTLED).exists()
+
+
+def all_confirmed() -> bool:
+    """One round of what beat does (a block, the poll, the sweeper), then: is every submission done?"""
+    chain.mine(1)
+    try:
+        confirmations.poll_confirmations()
+        sweeper.sweep()
+    except payouts.TryLater:
+        return False
+    states = set(Submission.objects.values_list("state", flat=True))
+    return states <= {Submission.State.CONFIRMED, Submission.State.REJECTED}
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from bounty_testing import NOT_ON_POSTGRES_RERUN, mnist_pixels, model_artifact
 from fault_support import (
     FAULT_BROKER_URL,
     FAULT_QUEUE,
+    all_confirmed,
     check_invariants,
     png_of,
     private_queue,
@@ -25,7 +26,7 @@ from fault_support import (
     wait_until,
 )
 
-from bounty import chain, confirmations, payouts, sweeper
+from bounty import chain
 from bounty.funding import draft_bounty, fund_and_deploy
 from bounty.models import Bounty, ModelVersion, Reason, Slot, SlotKind, Submission, Transaction
 from contracts.keys import Key
@@ -103,18 +104,6 @@ def left() -> list[tuple]:
     rows = Submission.objects.exclude(state__in=("confirmed", "rejected"))
     fields = ("pk", "state", "batch_slot_id", "claim_tx__txid", "claim_tx__status", "reason_detail")
     return list(rows.values_list(*fields))
-
-
-def all_confirmed() -> bool:
-    """One round of what beat does (a block, the poll, the sweeper), then: is every submission done?"""
-    chain.mine(1)
-    try:
-        confirmations.poll_confirmations()
-        sweeper.sweep()
-    except payouts.TryLater:
-        return False
-    states = set(Submission.objects.values_list("state", flat=True))
-    return states <= {Submission.State.CONFIRMED, Submission.State.REJECTED}
 
 
 @NOT_ON_POSTGRES_RERUN

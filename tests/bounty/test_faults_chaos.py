@@ -11,6 +11,7 @@ from bounty_testing import NOT_ON_POSTGRES_RERUN, mnist_pixels
 from fault_support import (
     FAULT_BROKER_URL,
     FAULT_QUEUE,
+    all_confirmed,
     check_invariants,
     deploy_bounty,
     png_of,
@@ -19,7 +20,7 @@ from fault_support import (
     wait_until,
 )
 
-from bounty import chain, confirmations, payouts, sweeper
+from bounty import chain
 from bounty.models import Submission
 from contracts.address import parse_address
 from contracts.keys import Key
@@ -27,18 +28,6 @@ from contracts.ledger import LocalLedger
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True), NOT_ON_POSTGRES_RERUN]
 CLAIMS = 10
-
-
-def all_confirmed() -> bool:
-    """One round of what beat does (a block, the poll, the sweeper), then: is every submission done?"""
-    chain.mine(1)
-    try:
-        confirmations.poll_confirmations()
-        sweeper.sweep()
-    except payouts.TryLater:
-        return False
-    states = set(Submission.objects.values_list("state", flat=True))
-    return states <= {Submission.State.CONFIRMED, Submission.State.REJECTED}
 
 
 def test_every_claim_is_paid_exactly_once_through_arc_chaos(runtime, settings, fault_broker) -> None:  # type: ignore[no-untyped-def]
