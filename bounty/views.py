@@ -87,7 +87,7 @@ def open_bounties() -> list[tuple[Bounty, int]]:
         .select_related("model_version")
         .order_by("digit", "-reward")
     )
-    rows = [(bounty, bounty.slots_left()) for bounty in bounties if bounty.is_open()]
+    rows = [(bounty, bounty.rewards_left()) for bounty in bounties if bounty.is_open()]
     return [(bounty, left) for bounty, left in rows if left > 0]
 
 
@@ -165,7 +165,7 @@ def render_bounty_page(
     context = {
         "bounty": bounty,
         "form": form,
-        "slots_left": slots_left,
+        "rewards_left": slots_left * bounty.lanes,
         "open": not closed,
         "closed_message": closed,
         "other_bounties": others,

@@ -179,6 +179,15 @@ class Bounty(models.Model):
         """Free slots the chain has: a deploy still waiting for the chain, or refused, adds none."""
         return self.slots.free().count()
 
+    def rewards_left(self) -> int:
+        """Images the free slots can still pay (a batch slot pays one per lane): what contributors read."""
+        return self.slots_left() * self.lanes
+
+    @property
+    def reward_count(self) -> int:
+        """Images the bounty pays for when every slot is claimed."""
+        return self.slot_count * self.lanes
+
     def mark_exhausted_if_spent(self) -> None:
         busy = self.slots.on_chain().filter(state__in=[Slot.State.FREE, Slot.State.RESERVED]).exists()
         if not busy:

@@ -97,6 +97,14 @@ class BatchDeployTestCase(BatchTestCase):
         self.assertEqual({s.lanes for s in self.live.slots.all()}, {1})
         self.assertEqual(reverify_ledger_with_bitcoinx(self.ledger), 2, "the two deploys")
 
+    def test_its_pages_count_the_images_it_pays_for_not_its_slots(self) -> None:
+        page = self.client.get(f"/bounties/{self.batch.pk}/").content.decode()
+        self.assertIn(f"{2 * LANES} of {2 * LANES} rewards left", page)
+        Slot.objects.filter(pk=self.batch.slots.first().pk).update(state=Slot.State.CLAIMED)
+        page = self.client.get(f"/bounties/{self.batch.pk}/").content.decode()
+        self.assertIn(f"{LANES} of {2 * LANES} rewards left", page)
+        self.assertIn(f"{LANES} of {2 * LANES} left", self.client.get("/").content.decode())
+
 
 class FullBatchTestCase(BatchTestCase):
     def test_k_checked_images_are_paid_by_one_claim_each_by_its_own_output(self) -> None:
