@@ -11,10 +11,12 @@ import os
 import subprocess
 import sys
 from functools import cache
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.files.base import ContentFile
@@ -105,7 +107,12 @@ def stroke_png() -> bytes:
 
 
 def staff(username: str, *groups: str) -> User:
-    """A staff user in `groups` (the roles of migration 0007: "funder", "reviewer"), password-of-<name>."""
+    """A staff user in `groups` (the roles of migration 0007: "funder", "reviewer"), password-of-<name>.
+
+    The roles are made again first when a transactional test before this one flushed the rows migration
+    0007 wrote (a flush empties every table, groups and permissions included)."""
+    if Group.objects.filter(name__in=groups).count() < len(set(groups)):
+        import_module("bounty.migrations.0007_roles").make_groups(django_apps, None)
     user = User.objects.create_user(username, f"{username}@example.org", f"password-of-{username}")
     user.is_staff = True
     user.save()
