@@ -120,6 +120,13 @@ def test_a_failing_command_keeps_its_status_and_the_servers_still_stop(tmp_path:
     assert_all_stopped(started(tmp_path))
 
 
+def interruptible() -> None:
+    """SIGINT as a terminal's foreground job has it. A command started in the background by a
+    non-interactive shell (as a CI runner may start `make test`) inherits SIGINT ignored, and a shell
+    cannot trap a signal ignored when it started: without this the test would wait out the command."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.timeout(300)
 def test_ctrl_c_stops_the_servers(tmp_path: Path) -> None:
     ready = tmp_path / "ready"
@@ -127,7 +134,7 @@ def test_ctrl_c_stops_the_servers(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [str(SCRIPT), "bash", "-c", f"touch {ready} && sleep 120"],
         env=absent_environment(tmp_path), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
+        text=True, start_new_session=True, preexec_fn=interruptible,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 240
