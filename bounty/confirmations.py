@@ -65,4 +65,11 @@ def poll_confirmations() -> int:
         status = chain.status(tx.txid)
         if status.state == chain.TxState.MINED:
             Transaction.objects.filter(pk=tx.pk).update(confirmations=status.confirmations)
+    # A submission that reached "broadcast" after its claim was confirmed (a worker moved it, or a batch's
+    # other members, just after the poll above confirmed the transaction) follows its claim now.
+    late = Submission.objects.filter(
+        state=Submission.State.BROADCAST, claim_tx__status=Transaction.Status.CONFIRMED
+    )
+    for submission in late:
+        submission.advance(Submission.State.CONFIRMED)
     return confirmed

@@ -38,6 +38,20 @@ class PipelineTestCase(ChainTestCase):
         assert submission.claim_tx is not None
         self.assertEqual(submission.claim_tx.block_height, chain.ping())
 
+    def test_a_claim_confirmed_before_its_submission_reached_broadcast_confirms_it_at_the_next_poll(
+        self,
+    ) -> None:
+        submission = self.submit(mnist_pixels(7))
+        pipeline.process(submission.pk)
+        chain.mine(1)
+        # The poll confirmed the transaction while the worker had not yet moved the submission on.
+        Submission.objects.filter(pk=submission.pk).update(state="verified")
+        confirmations.poll_confirmations()
+        Submission.objects.filter(pk=submission.pk).update(state="broadcast")
+        confirmations.poll_confirmations()
+        submission.refresh_from_db()
+        self.assertEqual(submission.state, "confirmed")
+
     def test_it_rejects_another_digit_without_spending_a_slot(self) -> None:
         # A bounty that keeps no image for a later model (pay on learn: tests/bounty/test_pending_*.py).
         Bounty.objects.filter(pk=self.live.pk).update(pending_days=0)
