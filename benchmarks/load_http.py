@@ -20,9 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -31,22 +29,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prefill import prefill
-from service_stack import ROOT, Stack, free_port, service_stack
+from service_stack import Stack, free_port, service_stack, wait_for_workers
 
 MAX_SUBMISSIONS = 500
 MAX_CONCURRENCY = 64
-
-
-def wait_for_port(port: int, timeout: float, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:3]} exited with status {process.returncode}")
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -115,27 +101,9 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
         Image.fromarray(255 - mnist.x_test[index]).resize((112, 112)).save(buffer, format="PNG")
         uploads.append((buffer.getvalue(), Key.generate("testnet").address))
 
-    for number in range(args.workers):
-        command = [sys.executable, "-m", "celery", "-A", "bounty", "worker", "--concurrency", "1"]
-        command += ["--loglevel", "WARNING", "--hostname", f"load{number}@%h", "--without-gossip"]
-        command += ["--without-mingle", "--without-heartbeat"]
-        stack.start(command, cwd=ROOT)
-    gunicorn = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "bounty.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{http_port}",
-    ]
-    gunicorn += ["--workers", "2", "--threads", "4", "--timeout", "60"]
-    wait_for_port(http_port, 60, stack.start(gunicorn, cwd=ROOT))
-    from bounty.celery import app
-
-    deadline = time.monotonic() + 60
-    while len(app.control.ping(timeout=0.5)) < args.workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the workers did not answer a ping")
+    stack.start_workers(args.workers, "load")
+    stack.start_web(http_port)
+    wait_for_workers(args.workers, 60)
 
     base = f"http://127.0.0.1:{http_port}"
     page = f"{base}/bounties/{bounty.pk}/"

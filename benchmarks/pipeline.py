@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from service_stack import ROOT, Stack, service_stack
+from service_stack import Stack, service_stack, wait_for_workers
 
 
 def main() -> int:
@@ -49,7 +49,6 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
     from django.core.management import call_command
 
     from bounty import chain, images
-    from bounty.celery import app
     from bounty.classify import reference_model
     from bounty.funding import draft_bounty, fund_and_deploy
     from bounty.models import ModelVersion, SlotKind, Submission, Transaction
@@ -83,16 +82,12 @@ def run(args: argparse.Namespace, stack: Stack) -> int:
         )  # fmt: skip
         ids.append(submission.pk)
 
-    for number in range(args.workers):
-        command = [sys.executable, "-m", "celery", "-A", "bounty", "worker", "--concurrency", "1"]
-        command += ["--loglevel", "WARNING", "--hostname", f"bench{number}@%h", "--without-gossip"]
-        command += ["--without-mingle", "--without-heartbeat"]
-        stack.start(command, cwd=ROOT)
-    deadline = time.monotonic() + 60
-    while len(app.control.ping(timeout=0.5)) < args.workers:
-        if time.monotonic() > deadline:
-            print("error: the workers did not start; see", stack.work / "services.log", file=sys.stderr)
-            return 2
+    stack.start_workers(args.workers, "bench")
+    try:
+        wait_for_workers(args.workers, 60)
+    except RuntimeError:
+        print("error: the workers did not start; see", stack.work / "services.log", file=sys.stderr)
+        return 2
     # Each worker compiles the slot contract on its first claim (about half a second): that is measured.
     from django.utils import timezone
 

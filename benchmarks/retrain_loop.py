@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from service_stack import ROOT, Stack, free_port, service_stack
+from service_stack import ROOT, Stack, free_port, service_stack, wait_for_workers
 
 SEED = 16
 PAID = ("broadcast", "confirmed")
@@ -206,29 +206,9 @@ def accuracy(model: Any, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def start_services(args: argparse.Namespace, stack: Stack, http_port: int) -> None:
-    from load_http import wait_for_port
-
-    for number in range(args.workers):
-        command = [sys.executable, "-m", "celery", "-A", "bounty", "worker", "--concurrency", "1"]
-        command += ["--loglevel", "WARNING", "--hostname", f"loop{number}@%h", "--without-gossip"]
-        command += ["--without-mingle", "--without-heartbeat"]
-        stack.start(command, cwd=ROOT)
-    gunicorn = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "bounty.wsgi:application",
-        "--bind",
-        f"127.0.0.1:{http_port}",
-    ]
-    gunicorn += ["--workers", "2", "--threads", "4", "--timeout", "60"]
-    wait_for_port(http_port, 60, stack.start(gunicorn, cwd=ROOT))
-    from bounty.celery import app
-
-    deadline = time.monotonic() + 120
-    while len(app.control.ping(timeout=0.5)) < args.workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the workers did not answer a ping")
+    stack.start_workers(args.workers, "loop")
+    stack.start_web(http_port)
+    wait_for_workers(args.workers, 120)
 
 
 def submit_all(

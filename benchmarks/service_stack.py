@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,49 @@ class Stack:
         process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, **options)  # type: ignore[call-overload]
         self.started.append(process)
         return process
+
+    def start_workers(self, count: int, name: str) -> None:
+        """`count` Celery worker processes of one slot each, named name0, name1, ..."""
+        for number in range(count):
+            command = [sys.executable, "-m", "celery", "-A", "bounty", "worker", "--concurrency", "1"]
+            command += ["--loglevel", "WARNING", "--hostname", f"{name}{number}@%h", "--without-gossip"]
+            command += ["--without-mingle", "--without-heartbeat"]
+            self.start(command, cwd=ROOT)
+
+    def start_web(self, port: int) -> None:
+        """gunicorn (2 processes of 4 threads) on 127.0.0.1:`port`, once it listens."""
+        gunicorn = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "bounty.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+        ]
+        gunicorn += ["--workers", "2", "--threads", "4", "--timeout", "60"]
+        wait_for_port(port, 60, self.start(gunicorn, cwd=ROOT))
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with status {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def wait_for_workers(count: int, timeout: float) -> None:
+    """Until `count` workers answer a ping (the Celery app of the environment service_stack set)."""
+    from bounty.celery import app
+
+    deadline = time.monotonic() + timeout
+    while len(app.control.ping(timeout=0.5)) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers did not answer a ping")
 
 
 @contextmanager
