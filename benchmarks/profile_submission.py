@@ -105,6 +105,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=30)
     parser.add_argument("--prefill", type=int, default=0)
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=0,
+        help="slots of the bounty (at least submissions + 1): the size of its deploy",
+    )
     parser.add_argument("--sql", action="store_true", help="print the last submission's SQL by phase")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -144,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     cost = chain.claim_cost(version, digit, settings.FEE_RATE)
     operator, admin = chain.public_keys()
     bounty = Bounty.objects.create(
-        digit=digit, reward=1000, slot_count=args.submissions + 1, model_version=version,
+        digit=digit, reward=1000, slot_count=max(args.slots, args.submissions + 1), model_version=version,
         fee_rate=settings.FEE_RATE, claim_fee=cost["claim_fee"], operator_pubkey=operator, admin_pubkey=admin,
     )  # fmt: skip
     fund_and_deploy(bounty)

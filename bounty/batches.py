@@ -134,7 +134,7 @@ def claim_ready(bounty: Bounty) -> list[tuple[int, ...]]:
         bounty=bounty, state=Slot.State.RESERVED, updated__lt=cutoff,
         batch_members__state=Submission.State.CHECKED,
     ).distinct()  # fmt: skip
-    for slot in left.select_related("deploy_tx"):
+    for slot in left.with_txids():
         stored.append(store_batch(bounty, slot))
     while (taken := take_batch(bounty)) is not None:
         stored.append(store_batch(bounty, taken))
@@ -171,7 +171,7 @@ def take_batch(bounty: Bounty) -> Slot | None:
             UNBATCHED, pk__in=[m.pk for m in members], state=Submission.State.CHECKED
         ).update(batch_slot=slot)
     fault_point("slot_reserved")
-    return Slot.objects.select_related("deploy_tx").get(pk=slot.pk)
+    return Slot.objects.with_txids().get(pk=slot.pk)
 
 
 def store_batch(bounty: Bounty, slot: Slot) -> tuple[int, ...]:

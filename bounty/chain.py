@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -110,17 +110,17 @@ def ping() -> int:
     return backend().height()
 
 
-def broadcast(raw_hex: str, parents: dict[str, str] | None = None) -> str:
-    """Broadcast; `parents` (txid -> raw hex) are the spent transactions we hold, so ARC gets Extended
+def broadcast(raw_hex: str, parents: Mapping[str, bytes] | None = None) -> str:
+    """Broadcast; `parents` (txid -> raw) are the spent transactions we hold, so ARC gets Extended
     Format. Raises DoubleSpend, TransactionRejected or ChainUnavailable."""
-    known = {txid: bytes.fromhex(raw) for txid, raw in (parents or {}).items()}
-    return backend().broadcast(bytes.fromhex(raw_hex), known)
+    return backend().broadcast(bytes.fromhex(raw_hex), parents or {})
 
 
-def broadcast_many(raw_hexes: list[str], parents: dict[str, str] | None = None) -> list[str | ChainError]:
+def broadcast_many(
+    raw_hexes: list[str], parents: Mapping[str, bytes] | None = None
+) -> list[str | ChainError]:
     """Several transactions in one request; per transaction its txid or its error (see `broadcast`)."""
-    known = {txid: bytes.fromhex(raw) for txid, raw in (parents or {}).items()}
-    return backend().broadcast_many([bytes.fromhex(raw) for raw in raw_hexes], known)
+    return backend().broadcast_many([bytes.fromhex(raw) for raw in raw_hexes], parents or {})
 
 
 def status(txid: str) -> TxStatus:
@@ -309,7 +309,7 @@ def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes) 
     contract = bounty_contract(bounty)
     if not isinstance(contract, SlotContract):
         raise ChainError(f"bounty {bounty.pk} has batch slots: they are claimed in batches", permanent=True)
-    utxo = Utxo(slot.deploy_tx.txid, slot.vout, slot.satoshis, contract.locking_script)
+    utxo = Utxo(slot.deploy_txid, slot.vout, slot.satoshis, contract.locking_script)
     image = np.frombuffer(bytes(pixels), dtype=np.uint8).astype(np.int64)
     try:
         built = transactions.build_claim(
@@ -323,7 +323,7 @@ def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes) 
 
 def slot_utxos(contract: SlotContract | BatchSlotContract, slots: Sequence[Slot]) -> list[Utxo]:
     """The outputs `slots` are on the chain, locked by `contract`."""
-    return [Utxo(s.deploy_tx.txid, s.vout, s.satoshis, contract.locking_script) for s in slots]
+    return [Utxo(s.deploy_txid, s.vout, s.satoshis, contract.locking_script) for s in slots]
 
 
 # -- refunds: prepared, signed here (admin key on the server) or offline, verified ---------------------------
@@ -473,7 +473,7 @@ def build_batch(
 def _batch_claim(
     bounty: Bounty, contract: BatchSlotContract, slot: Slot, members: Sequence[BatchMember], change: str
 ) -> BuiltTransaction:
-    utxo = Utxo(slot.deploy_tx.txid, slot.vout, slot.satoshis, contract.locking_script)
+    utxo = Utxo(slot.deploy_txid, slot.vout, slot.satoshis, contract.locking_script)
     entries = [BatchClaimEntry(m.image, m.payout_address) for m in members]
     return build_batch_claim(
         utxo, contract, entries, keys.operator_key(), reward=bounty.reward, fee_rate=FeeRate(bounty.fee_rate),

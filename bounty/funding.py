@@ -265,7 +265,7 @@ def refund_unused(bounty: Bounty, to_address: str | None = None) -> Transaction 
     settle_stored_deploys(bounty)
     to_address = to_address or chain.operator_address()
     mine: list[Slot] = []
-    for slot in Slot.objects.free().filter(bounty=bounty).select_related("deploy_tx"):
+    for slot in Slot.objects.free().filter(bounty=bounty).with_txids():
         taken = Slot.objects.filter(pk=slot.pk, state=Slot.State.FREE).update(
             state=Slot.State.REFUNDED, updated=timezone.now()
         )

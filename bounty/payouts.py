@@ -21,6 +21,8 @@ the chain the same way.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 
 from django.conf import settings
 from django.db import transaction
@@ -37,10 +39,33 @@ class TryLater(Exception):
     """A transient failure (the chain backend unreachable); the task is retried and the sweeper catches it."""
 
 
-def parents_of(tx: Transaction) -> dict[str, str]:
-    """The transactions `tx` spends that we built ourselves, so ARC can be sent Extended Format."""
+# Parents read from the database, by txid, kept per process: a claim's parent is its slot's deploy
+# transaction, megabytes for a bounty of a few hundred slots, the same for every claim of that bounty. A txid
+# names its bytes, so a kept parent is never stale; only the bytes kept are bounded.
+PARENTS_KEPT_BYTES = 64 * 1024 * 1024
+_parents: OrderedDict[str, bytes] = OrderedDict()
+_parents_lock = threading.Lock()
+
+
+def parents_of(tx: Transaction) -> dict[str, bytes]:
+    """The transactions `tx` spends that we built ourselves (txid -> raw), so ARC can be sent Extended
+    Format; each is read from the database once per process while it stays among the most recent."""
     txids = chain.input_txids(tx.raw_hex)
-    return dict(Transaction.objects.filter(txid__in=txids).values_list("txid", "raw_hex"))
+    with _parents_lock:
+        found = {txid: _parents[txid] for txid in txids if txid in _parents}
+        for txid in found:
+            _parents.move_to_end(txid)
+    missing = [txid for txid in txids if txid not in found]
+    if missing:
+        read = Transaction.objects.filter(txid__in=missing).values_list("txid", "raw_hex")
+        fresh = {txid: bytes.fromhex(raw_hex) for txid, raw_hex in read}
+        found.update(fresh)
+        with _parents_lock:
+            _parents.update(fresh)
+            kept = sum(len(raw) for raw in _parents.values())
+            while kept > PARENTS_KEPT_BYTES and len(_parents) > 1:
+                kept -= len(_parents.popitem(last=False)[1])
+    return found
 
 
 def record_failure(
@@ -75,7 +100,7 @@ def send_many(txs: list[Transaction]) -> int:
     pending = [tx for tx in txs if tx.status == Transaction.Status.STORED]
     if not pending:
         return 0
-    parents: dict[str, str] = {}
+    parents: dict[str, bytes] = {}
     for tx in pending:
         count_attempt(tx)
         parents.update(parents_of(tx))
@@ -139,12 +164,12 @@ def fail(tx: Transaction) -> bool:
 
 def claim_slot(submission: Submission, tx: Transaction) -> Slot | None:
     slot = (
-        Slot.objects.filter(submission=submission).select_related("deploy_tx").first()
-        or Slot.objects.filter(spent_by=tx).select_related("deploy_tx").first()
+        Slot.objects.filter(submission=submission).with_txids().first()
+        or Slot.objects.filter(spent_by=tx).with_txids().first()
     )
     if slot is None and submission.batch_slot_id is not None:
         # a batch member other than the first: the slot its batch is claimed from
-        slot = Slot.objects.filter(pk=submission.batch_slot_id).select_related("deploy_tx").first()
+        slot = Slot.objects.filter(pk=submission.batch_slot_id).with_txids().first()
     return slot
 
 
@@ -182,7 +207,7 @@ def settle_claim(submission: Submission, tx: Transaction, ours: chain.TxStatus |
     slot = claim_slot(submission, tx)
     if slot is None:
         return False
-    outpoint = (slot.deploy_tx.txid, slot.vout)
+    outpoint = (slot.deploy_txid, slot.vout)
     try:
         ours = ours or chain.status(tx.txid)
         holder = chain.spender(*outpoint)

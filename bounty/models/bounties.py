@@ -203,6 +203,11 @@ class SlotQuerySet(models.QuerySet):
         """Slots that may be reserved, refunded or migrated now."""
         return self.on_chain().filter(state=Slot.State.FREE)
 
+    def with_txids(self) -> SlotQuerySet:
+        """Each slot with its deploy transaction joined, all but the raw bytes: one deploy transaction holds
+        up to a few hundred slots of 17.5 KB each, so its raw hex is megabytes, read again for every row."""
+        return self.select_related("deploy_tx").defer("deploy_tx__raw_hex")
+
 
 class Slot(models.Model):
     """One output of a deploy transaction holding reward + claim fee, spendable by one claim."""
@@ -245,8 +250,15 @@ class Slot(models.Model):
         return f"{self.outpoint} ({self.state})"
 
     @property
+    def deploy_txid(self) -> str:
+        """The txid of the transaction that created the slot, read without its raw bytes (`with_txids`)."""
+        if not Slot.deploy_tx.is_cached(self):
+            self.deploy_tx = Transaction.objects.defer("raw_hex").get(pk=self.deploy_tx_id)
+        return self.deploy_tx.txid
+
+    @property
     def outpoint(self) -> str:
-        return f"{self.deploy_tx.txid}:{self.vout}"
+        return f"{self.deploy_txid}:{self.vout}"
 
     @classmethod
     def reserve(cls, bounty: Bounty, submission_id: int) -> Slot | None:
@@ -269,7 +281,7 @@ class Slot(models.Model):
                     state=cls.State.RESERVED, submission_id=submission_id, updated=timezone.now()
                 )
                 if won == 1:
-                    return cls.objects.get(pk=pk)
+                    return cls.objects.with_txids().get(pk=pk)
         return None
 
     def mark_spent_elsewhere(self) -> bool:

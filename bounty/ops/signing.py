@@ -155,7 +155,7 @@ def _unsigned(bounty: Bounty, slots: list[Slot], to_address: str) -> chain.Unsig
 
 
 def free_slots(bounty: Bounty, slot_ids: list[int] | None = None) -> list[Slot]:
-    slots = Slot.objects.free().filter(bounty=bounty).select_related("deploy_tx")
+    slots = Slot.objects.free().filter(bounty=bounty).with_txids()
     if slot_ids is not None:
         slots = slots.filter(pk__in=slot_ids)
     return list(slots.order_by("pk"))

@@ -61,7 +61,7 @@ def migration_plan(target: ModelVersion) -> list[dict]:
     rows = []
     bounties = Bounty.objects.filter(state=Bounty.State.ACTIVE).exclude(model_version=target)
     for bounty in bounties.select_related("model_version").order_by("pk"):
-        free = list(Slot.objects.free().filter(bounty=bounty).select_related("deploy_tx"))
+        free = list(Slot.objects.free().filter(bounty=bounty).with_txids())
         free.sort(key=lambda slot: slot.pk)
         row: dict = {"bounty": bounty, "slot_ids": [slot.pk for slot in free], "transactions": []}
         row["reserved"] = Slot.objects.filter(bounty=bounty, state=Slot.State.RESERVED).count()

@@ -146,7 +146,7 @@ def contracts_for(step: MigrationStep, target: ModelVersion) -> tuple[chain.Slot
 
 
 def taken_slots(step: MigrationStep) -> list[Slot]:
-    return list(Slot.objects.filter(pk__in=step.slot_ids).select_related("deploy_tx").order_by("pk"))
+    return list(Slot.objects.filter(pk__in=step.slot_ids).with_txids().order_by("pk"))
 
 
 def building(step: MigrationStep, build: Callable[[], T], give_up: bool = True) -> T | None:
@@ -427,7 +427,7 @@ def left_behind(step: MigrationStep) -> list[Slot]:
     """The step's old slots that none of its transactions spends (their transaction was refused)."""
     mine = Q(spent_by__txid__in=step.txids)
     taken = Slot.objects.filter(pk__in=step.slot_ids, state=Slot.State.MIGRATED)
-    return list(taken.filter(Q(spent_by__isnull=True) | ~mine).select_related("deploy_tx").order_by("pk"))
+    return list(taken.filter(Q(spent_by__isnull=True) | ~mine).with_txids().order_by("pk"))
 
 
 def move_the_rest(step: MigrationStep) -> bool:
@@ -438,7 +438,7 @@ def move_the_rest(step: MigrationStep) -> bool:
     left = []
     for slot in left_behind(step):
         try:
-            holder = chain.spender(slot.deploy_tx.txid, slot.vout)
+            holder = chain.spender(slot.deploy_txid, slot.vout)
         except chain.ChainUnavailable as error:
             raise TryLater(str(error)) from error
         ours = Transaction.objects.filter(

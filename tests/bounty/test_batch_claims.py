@@ -303,6 +303,6 @@ class ContestedBatchTestCase(BatchTestCase):
                 members[1],
                 payment,
                 payment.raw_hex,
-                (Slot.objects.get(spent_by=payment).deploy_tx.txid, Slot.objects.get(spent_by=payment).vout),
+                (Slot.objects.get(spent_by=payment).deploy_txid, Slot.objects.get(spent_by=payment).vout),
             )
         )

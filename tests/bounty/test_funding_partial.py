@@ -51,7 +51,7 @@ def slots_counted(but: Bounty) -> dict[tuple[str, int], int]:
         state__in=(Slot.State.REFUNDED, Slot.State.MIGRATED), spent_by__status=Transaction.Status.STORED
     )
     slots = Slot.objects.on_chain().filter(offered | pending).exclude(bounty=but)
-    return {(slot.deploy_tx.txid, slot.vout): slot.satoshis for slot in slots.select_related("deploy_tx")}
+    return {(slot.deploy_txid, slot.vout): slot.satoshis for slot in slots.with_txids()}
 
 
 def spend_from_wallet() -> str:
@@ -92,7 +92,7 @@ class ChainAccounting(TestCase):
         self.assertEqual(counted, held)
         self.assertEqual(sum(counted.values()), sum(held.values()))
         for slot in Slot.objects.on_chain().filter(state=Slot.State.CLAIMED).select_related("spent_by"):
-            self.assertEqual(chain.spender(slot.deploy_tx.txid, slot.vout), slot.spent_by.txid)
+            self.assertEqual(chain.spender(slot.deploy_txid, slot.vout), slot.spent_by.txid)
 
 
 class StrandedMoneyCase(ChainAccounting, ChainTestCase):

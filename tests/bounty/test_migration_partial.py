@@ -86,7 +86,7 @@ class PartialMigrationTestCase(StrandedMoneyCase):
         self.assertEqual(step.txids, [tx.txid for tx in self.accepted()])
         for old in Slot.objects.filter(pk__in=self.old_slots).select_related("deploy_tx", "spent_by"):
             self.assertEqual(old.state, Slot.State.MIGRATED)
-            self.assertEqual(chain.spender(old.deploy_tx.txid, old.vout), old.spent_by.txid)
+            self.assertEqual(chain.spender(old.deploy_txid, old.vout), old.spent_by.txid)
             self.assertIn(old.spent_by.txid, step.txids)
         self.assert_nothing_stranded()
         slot = Slot.objects.free().filter(bounty=self.live).first()
@@ -169,9 +169,7 @@ class PartialMigrationTestCase(StrandedMoneyCase):
         self.assertEqual((step.state, step.txids), (MigrationStep.State.STORED, [first]))
         self.assertEqual(Transaction.objects.get(txid=first).slots.count(), 2)
         [left] = Slot.objects.filter(pk__in=step.slot_ids, spent_by=None)
-        self.assertIsNone(
-            chain.spender(left.deploy_tx.txid, left.vout), "still on the chain, still the step's"
-        )
+        self.assertIsNone(chain.spender(left.deploy_txid, left.vout), "still on the chain, still the step's")
         self.live.refresh_from_db()
         self.assertTrue(self.live.paused)
         self.assertEqual(self.live.model_version.name, "test-model")
@@ -217,7 +215,7 @@ class PartialMigrationTestCase(StrandedMoneyCase):
         # the old slot the refused transaction would have moved is still on the chain, and still the step's
         [left] = Slot.objects.filter(pk__in=step.slot_ids).exclude(spent_by=first)
         self.assertEqual(left.state, Slot.State.MIGRATED)
-        self.assertIsNone(chain.spender(left.deploy_tx.txid, left.vout))
+        self.assertIsNone(chain.spender(left.deploy_txid, left.vout))
         self.live.refresh_from_db()
         self.assertTrue(self.live.paused)
         self.assertEqual(self.live.model_version.name, "test-model")
@@ -304,6 +302,6 @@ class OfflineAdminPartialMigrationTestCase(ChainAccounting, BaseTestCase):
             (self.live.model_version, self.live.paused, self.live.slots_left()), (self.newer, False, 3)
         )
         for old in Slot.objects.filter(pk__in=self.old_slots).select_related("deploy_tx", "spent_by"):
-            self.assertEqual(chain.spender(old.deploy_tx.txid, old.vout), old.spent_by.txid)
+            self.assertEqual(chain.spender(old.deploy_txid, old.vout), old.spent_by.txid)
             self.assertIn(old.spent_by.txid, step.txids)
         self.assert_nothing_stranded()

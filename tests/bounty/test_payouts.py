@@ -127,8 +127,8 @@ class MalleatedCopyTestCase(PayoutTestCase):
 
 
 def outpoint(submission: Submission) -> tuple[str, int]:
-    slot = Slot.objects.select_related("deploy_tx").get(submission=submission)
-    return slot.deploy_tx.txid, slot.vout
+    slot = Slot.objects.with_txids().get(submission=submission)
+    return slot.deploy_txid, slot.vout
 
 
 class RejectedAfterSeenTestCase(PayoutTestCase):
