@@ -55,6 +55,20 @@ class UploadLimitsTestCase(BaseTestCase):
         self.assertEqual((Submission.objects.count(), self.stored_files()), (10, files))
         self.assertEqual(self.post(10, ip="198.51.100.8").status_code, 302, "another network is not limited")
 
+    def test_a_row_that_cannot_be_stored_leaves_no_file_behind(self) -> None:
+        # The file is written before the row (outside the database's write lock): when the INSERT fails,
+        # the file goes too, and the next upload is stored as usual.
+        from unittest import mock
+
+        from django.db import DatabaseError
+
+        self.client.raise_request_exception = False
+        with mock.patch.object(Submission, "save", side_effect=DatabaseError("disk I/O error")):
+            self.assertEqual(self.post(0).status_code, 500)
+        self.assertEqual((Submission.objects.count(), self.stored_files()), (0, 0))
+        self.assertEqual(self.post(1).status_code, 302)
+        self.assertEqual((Submission.objects.count(), self.stored_files()), (1, 1))
+
     def test_an_ipv6_slash_64_is_one_network(self) -> None:
         with override_settings(BURST_LIMIT_PER_IP=2):
             self.assertEqual(self.post(0, ip="2001:db8:1:2::a").status_code, 302)
