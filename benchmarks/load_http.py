@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import secrets
 import sqlite3
 import sys
 import threading
@@ -56,7 +57,9 @@ def main() -> int:
     if not 1 <= args.submissions <= MAX_SUBMISSIONS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
         parser.error(f"--submissions 1..{MAX_SUBMISSIONS}, --concurrency 1..{MAX_CONCURRENCY}")
 
-    with service_stack("bounty-load-", DEBUG="1", LOG_LEVEL="WARNING") as stack:
+    # As in production: DEBUG off (with it on, Django keeps and formats every SQL statement).
+    production = {"DEBUG": "0", "SECRET_KEY": secrets.token_hex(32), "LOG_LEVEL": "WARNING"}
+    with service_stack("bounty-load-", **production) as stack:
         try:
             return run(args, stack, free_port())
         except RuntimeError as error:
