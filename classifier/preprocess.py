@@ -1,7 +1,8 @@
 """One preprocessing path for every image people send, MNIST's own.
 
-Grayscale, white digit on black (a light background is inverted), crop to the ink, scale the longer side to
-20 px keeping the aspect ratio, paste into 28x28 with the centre of mass at the centre. Canvas drawings and
+Grayscale, white digit on black (a light background is inverted), crop to the ink, bring a stroke far
+thicker or thinner than MNIST's pens into their range, scale the longer side to 20 px keeping the aspect
+ratio, paste into 28x28 with the centre of mass at the centre. Canvas drawings and
 uploads both arrive as encoded image bytes and go through `preprocess_image`. What cannot be used is
 refused with `ImageRejected`, whose message is written for the contributor.
 
@@ -18,7 +19,7 @@ import math
 import warnings
 
 import numpy as np
-from PIL import ExifTags, Image, PngImagePlugin, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageFilter, PngImagePlugin, UnidentifiedImageError
 
 from classifier.errors import ImageRejected
 
@@ -39,6 +40,13 @@ CANVAS = 28
 # MNIST puts the centre of mass at index (14, 14) (measured on its test set: 13.99, 14.00).
 # Ink is what differs from the background by more than this share of the full 0..255 range.
 INK_THRESHOLD = 0.15
+# Stroke width, in pixels of a frame whose longer side is STROKE_FRAME, that strokes are brought within.
+# MNIST's writers used few kinds of pen: measured on 3,000 of its training digits, widths lie between 5.9
+# (1st percentile) and 16.6 (95th), median 10.8. A 50 px pen on the 280 px canvas comes out at about 21 and a
+# 6 px one at about 3, which the network reads less well (73.7% and 87.0% of such drawings, against 92.0%
+# at the form's own 22 px pen). Within the range nothing changes.
+STROKE_FRAME = 80
+STROKE_WIDTH_RANGE = (5.0, 17.0)
 # Bytes per pixel as Pillow holds a decoded image; every mode not listed takes 4.
 _STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 _ORIENTATIONS = {
@@ -212,9 +220,7 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     ink /= np.float32(peak)
     ink *= np.float32(255.0)
     ink[ink < INK_THRESHOLD * 255] = 0.0
-    rows = np.flatnonzero(ink.any(axis=1))
-    cols = np.flatnonzero(ink.any(axis=0))
-    ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    ink = even_strokes(_crop(ink))
 
     height, width = ink.shape
     scale = DIGIT_BOX / max(height, width)
@@ -233,6 +239,58 @@ def normalise(gray: np.ndarray) -> np.ndarray:
     canvas = np.zeros((CANVAS, CANVAS), dtype=np.float64)
     canvas[top : top + box.shape[0], left : left + box.shape[1]] = box
     return np.rint(canvas).astype(np.uint8)
+
+
+def _crop(ink: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def stroke_width(ink: np.ndarray) -> float:
+    """The mean stroke width of cropped float `ink`, in pixels of a frame STROKE_FRAME pixels on its longer
+    side: twice the ink's area over its outline (a stroke of width w and length L covers w * L pixels and
+    has about 2 * L on its edges)."""
+    frame = _to_frame(ink)
+    mask = frame > 0.5 * frame.max()
+    padded = np.pad(mask, 1)
+    inner = mask & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    area = int(mask.sum())
+    return 2.0 * area / max(area - int(inner.sum()), 1)
+
+
+def even_strokes(ink: np.ndarray) -> np.ndarray:
+    """Cropped float `ink` with its strokes thinned or thickened into STROKE_WIDTH_RANGE (a grey-level
+    erosion or dilation in the frame, a pixel a side at a time), cropped again; unchanged when they already
+    lie in it, or when thinning would leave no ink."""
+    width = stroke_width(ink)
+    low, high = STROKE_WIDTH_RANGE
+    # Each step moves both edges of a stroke by a pixel of the frame; the steps are counted as if the box kept
+    # its size, so a thick stroke ends a little above the range's top (the box shrinks with it) and a thin one
+    # a little below its bottom. Landing exactly on the range measured worse on the drawn-style set (90.55%
+    # against 90.98% with the default model; README).
+    steps = round((min(max(width, low), high) - width) / 2)
+    if steps == 0:
+        return ink
+    frame = Image.fromarray(np.pad(_to_frame(ink), STROKE_FRAME // 4), mode="F")
+    rank = ImageFilter.MaxFilter(3) if steps > 0 else ImageFilter.MinFilter(3)
+    for _ in range(abs(steps)):
+        frame = frame.filter(rank)
+    evened = np.asarray(frame, dtype=np.float32)
+    peak = float(evened.max())
+    if peak <= 0:
+        return ink
+    evened = evened * np.float32(255.0 / peak)
+    evened[evened < INK_THRESHOLD * 255] = 0.0
+    return _crop(evened)
+
+
+def _to_frame(ink: np.ndarray) -> np.ndarray:
+    """`ink` resized so its longer side is STROKE_FRAME pixels."""
+    height, width = ink.shape
+    scale = STROKE_FRAME / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(ink, mode="F").resize(size, Image.Resampling.BILINEAR))
 
 
 def _offset(ideal: float, length: int) -> int:

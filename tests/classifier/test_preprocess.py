@@ -211,3 +211,49 @@ def test_it_refuses_a_png_whose_text_unpacks_past_a_megabyte():
     assert len(data) < 20_000
     with pytest.raises(ImageRejected, match="not an image we can read"):
         preprocess_image(data)
+
+
+def pen_drawing(width: int) -> np.ndarray:
+    """A 7 drawn on the web form's 280x280 canvas with a round pen `width` pixels wide."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", (280, 280), 0)
+    ImageDraw.Draw(canvas).line([(80, 60), (200, 60), (130, 230)], fill=255, width=width, joint="curve")
+    return np.asarray(canvas)
+
+
+def evened_width(out: np.ndarray) -> float:
+    return preprocess.stroke_width(preprocess._crop(out.astype(np.float32)))
+
+
+@pytest.mark.parametrize("pen", [4, 50, 70])
+def test_a_pen_far_thicker_or_thinner_than_mnists_comes_out_in_its_range(pen):
+    drawing = pen_drawing(pen)
+    before = preprocess.stroke_width(preprocess._crop(drawing.astype(np.float32)))
+    low, high = preprocess.STROKE_WIDTH_RANGE
+    assert not low <= before <= high, "the drawing starts outside the range"
+    evened = preprocess.stroke_width(preprocess.even_strokes(preprocess._crop(drawing.astype(np.float32))))
+    # Counted as if the box kept its size: a thick stroke ends a little above the top, a thin one below.
+    assert low - 2 <= evened <= high + 3
+    assert abs(evened - (low + high) / 2) < abs(before - (low + high) / 2)
+    out = preprocess.normalise(drawing)
+    assert out.max() == 255 and (out > 0).sum() >= 40  # still a digit, scaled and centred as any other
+
+
+def test_a_pen_within_mnists_range_is_left_alone(mnist):
+    drawing = pen_drawing(22)  # the form's own pen
+    crop = preprocess._crop(drawing.astype(np.float32))
+    assert preprocess.even_strokes(crop) is crop
+    # MNIST's own digits: all but its thickest few are untouched.
+    crops = [preprocess._crop(image.astype(np.float32)) for image in mnist.x_test[:300]]
+    kept = sum(preprocess.even_strokes(crop) is crop for crop in crops)
+    assert kept >= 0.95 * len(crops)
+
+
+def test_thinning_never_wipes_out_the_ink():
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        blotch = (rng.random((90, 90)) < rng.uniform(0.2, 0.9)) * 255
+        blotch[:, :5] = blotch[:, -5:] = blotch[:5] = blotch[-5:] = 0
+        out = preprocess.normalise(blotch.astype(np.uint8))
+        assert out.shape == (28, 28) and out.max() == 255
