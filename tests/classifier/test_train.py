@@ -47,9 +47,17 @@ def test_it_refuses_an_impossible_augmentation_share(share):
         TrainingOptions(augment=share)
 
 
+@pytest.mark.parametrize("repeat", [0, 101])
+def test_it_refuses_an_impossible_repeat_of_collected_images(repeat):
+    with pytest.raises(ValueError, match="extra_repeat"):
+        TrainingOptions(extra_repeat=repeat)
+
+
 @pytest.mark.slow
 def test_a_short_run_produces_a_valid_compressed_artifact(mnist, tmp_path):
-    options = TrainingOptions(epochs=1, sparsity=0.8, bits=4, prune_steps=2, prune_epochs=1, quant_epochs=1)
+    options = TrainingOptions(
+        epochs=1, sparsity=0.8, bits=4, prune_steps=2, prune_epochs=1, quant_epochs=1, extra_repeat=3
+    )
     extra = (mnist.x_test[:50], mnist.y_test[:50])
     result = train(
         mnist.x_train[:3000], mnist.y_train[:3000], mnist.x_test[:1000], mnist.y_test[:1000], options,
@@ -73,6 +81,7 @@ def test_a_short_run_produces_a_valid_compressed_artifact(mnist, tmp_path):
     assert set(metrics["drawn_accuracy_per_family"]) == {"strokes", "fonts", "lowres"}
     training = model.manifest["training"]
     assert training["augment"] == 0.5
+    assert training["extra_repeat"] == 3  # the 50 collected images counted 3 times, MNIST's once
 
 
 def test_random_shifts_move_each_image_by_at_most_the_limit():
