@@ -251,7 +251,10 @@ def stroke_width(ink: np.ndarray) -> float:
     """The mean stroke width of cropped float `ink`, in pixels of a frame STROKE_FRAME pixels on its longer
     side: twice the ink's area over its outline (a stroke of width w and length L covers w * L pixels and
     has about 2 * L on its edges)."""
-    frame = _to_frame(ink)
+    return _frame_stroke_width(_to_frame(ink))
+
+
+def _frame_stroke_width(frame: np.ndarray) -> float:
     mask = frame > 0.5 * frame.max()
     padded = np.pad(mask, 1)
     inner = mask & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
@@ -263,7 +266,8 @@ def even_strokes(ink: np.ndarray) -> np.ndarray:
     """Cropped float `ink` with its strokes thinned or thickened into STROKE_WIDTH_RANGE (a grey-level
     erosion or dilation in the frame, a pixel a side at a time), cropped again; unchanged when they already
     lie in it, or when thinning would leave no ink."""
-    width = stroke_width(ink)
+    framed = _to_frame(ink)
+    width = _frame_stroke_width(framed)
     low, high = STROKE_WIDTH_RANGE
     # Each step moves both edges of a stroke by a pixel of the frame; the steps are counted as if the box kept
     # its size, so a thick stroke ends a little above the range's top (the box shrinks with it) and a thin one
@@ -272,7 +276,7 @@ def even_strokes(ink: np.ndarray) -> np.ndarray:
     steps = round((min(max(width, low), high) - width) / 2)
     if steps == 0:
         return ink
-    frame = Image.fromarray(np.pad(_to_frame(ink), STROKE_FRAME // 4), mode="F")
+    frame = Image.fromarray(np.pad(framed, STROKE_FRAME // 4), mode="F")
     rank = ImageFilter.MaxFilter(3) if steps > 0 else ImageFilter.MinFilter(3)
     for _ in range(abs(steps)):
         frame = frame.filter(rank)
