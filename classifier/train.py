@@ -184,7 +184,7 @@ def train(
     keras.utils.set_random_seed(options.seed)
     tf.config.experimental.enable_op_determinism()
 
-    extra_count = 0
+    mnist_count, extra_count = len(x_train), 0
     if extra is not None and len(extra[0]):
         extra_count = len(extra[0])
         repeat = options.extra_repeat
@@ -285,7 +285,7 @@ def train(
         "training": {
             **asdict(options),
             "optimizer": "RMSprop",
-            "mnist_examples": len(x_train) - extra_count * options.extra_repeat,
+            "mnist_examples": mnist_count,
             "extra_examples": extra_count,
             "seconds": round(seconds, 1),
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
