@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import shared_task
+from celery.signals import worker_init
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from bounty import confirmations, limits, pipeline, sweeper
+from bounty import confirmations, limits, pipeline, sweeper, warmup
 from bounty.models import Submission
 from bounty.payouts import TryLater
 
@@ -17,6 +19,17 @@ log = logging.getLogger(__name__)
 # The database went away mid-task (a restart, a failover, a dropped connection): the work is idempotent, so
 # try again soon; Celery's Django fixup opens a fresh connection for the next run.
 TRANSIENT = (TryLater, OperationalError, InterfaceError)
+
+
+@worker_init.connect
+def warm_up(sender: object = None, **kwargs: object) -> None:
+    """Before the pool forks: compile the open bounties' contracts and load the models (bounty.warmup)."""
+    from django.db import connections
+
+    began = time.perf_counter()
+    done = warmup.warm_up()
+    connections.close_all()  # the pool's processes open their own
+    log.info("warmed up in %.2f s: %s", time.perf_counter() - began, warmup.describe(done))
 
 
 def separate_queues() -> bool:
