@@ -78,7 +78,9 @@ def neighbour_labels(images: np.ndarray, k: int) -> np.ndarray:
     train, norms = mnist_train_as_float()
     labels = []
     for image in images.reshape(-1, 784).astype(np.float32):
-        distances = norms - 2 * train @ image  # + |image|^2, the same for every candidate
+        # + |image|^2, the same for every candidate. `2 * train @ image` would double all of train first (a
+        # 188 MB temporary per image, 0.25 s); doubling the product is the same, exactly (a power of two).
+        distances = norms - 2 * (train @ image)
         nearest = np.argpartition(distances, k)[:k]
         labels.append(int(np.bincount(data.y_train[nearest], minlength=10).argmax()))
     return np.array(labels, dtype=np.int64)
