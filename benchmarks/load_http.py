@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import secrets
 import sqlite3
 import sys
@@ -57,8 +58,15 @@ def main() -> int:
     if not 1 <= args.submissions <= MAX_SUBMISSIONS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
         parser.error(f"--submissions 1..{MAX_SUBMISSIONS}, --concurrency 1..{MAX_CONCURRENCY}")
 
-    # As in production: DEBUG off (with it on, Django keeps and formats every SQL statement).
-    production = {"DEBUG": "0", "SECRET_KEY": secrets.token_hex(32), "LOG_LEVEL": "WARNING"}
+    # As in production (bounty/settings_production.py): DEBUG off (with it on, Django keeps and formats every
+    # SQL statement), and database connections kept for a minute instead of one per request and per task
+    # (on PostgreSQL that is a server process started for each: 28-32 paid/s here, against 38-42 kept).
+    production = {
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_hex(32),
+        "LOG_LEVEL": "WARNING",
+        "DB_CONN_MAX_AGE": os.environ.get("DB_CONN_MAX_AGE", "60"),
+    }
     with service_stack("bounty-load-", **production) as stack:
         try:
             return run(args, stack, free_port())
