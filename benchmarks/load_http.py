@@ -8,7 +8,13 @@ of the POST to "broadcast", HTTP errors, lost submissions (accepted but not fina
 double payouts (read from the ledger: outputs paying one submission's address, outpoints spent twice).
 
     .venv/bin/python benchmarks/load_http.py [--submissions 40] [--concurrency 8] [--timeout 300]
-        [--prefill N] [--json]
+        [--prefill N] [--web 1] [--workers 2] [--broadcasters 0] [--pgbouncer POOL] [--json]
+
+deploy/compose.yaml's layout on one machine: `--web 2 --workers 2 --broadcasters 1 --pgbouncer 40` with
+BENCH_DATABASE_URL (PostgreSQL): two gunicorn servers the clients take in turn, verification workers that take
+every queue, a broadcast worker of four threads on the broadcast queue alone, and every service process
+reaching PostgreSQL through PgBouncer in transaction mode with compose's settings (no connection kept, no
+server-side cursor), while this process migrates and deploys directly, as compose's `migrate` does.
 
 Everything it uses runs in a temporary folder and is stopped at the end: a SQLite database (or
 BENCH_DATABASE_URL: a scratch database it migrates and fills), a private redis-server on a free port,
@@ -31,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prefill import prefill
-from service_stack import Stack, free_port, service_stack, wait_for_workers
+from service_stack import ROOT, Stack, free_port, service_stack, wait_for_workers
 
 MAX_SUBMISSIONS = 500
 MAX_CONCURRENCY = 64
@@ -49,6 +55,17 @@ def main() -> int:
     parser.add_argument("--submissions", type=int, default=40, help=f"at most {MAX_SUBMISSIONS}")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
+    parser.add_argument("--web", type=int, default=1, help="gunicorn servers (2 processes x 4 threads each)")
+    parser.add_argument(
+        "--broadcasters", type=int, default=0, help="broadcast workers on a queue of their own (0: one queue)"
+    )
+    parser.add_argument(
+        "--pgbouncer",
+        type=int,
+        default=0,
+        metavar="POOL",
+        help="PgBouncer (transaction mode, POOL connections)",
+    )
     parser.add_argument("--timeout", type=float, default=300, help="seconds before giving up")
     parser.add_argument(
         "--prefill", type=int, default=0, help="earlier submissions stored first (benchmarks/prefill.py)"
@@ -57,6 +74,10 @@ def main() -> int:
     args = parser.parse_args()
     if not 1 <= args.submissions <= MAX_SUBMISSIONS or not 1 <= args.concurrency <= MAX_CONCURRENCY:
         parser.error(f"--submissions 1..{MAX_SUBMISSIONS}, --concurrency 1..{MAX_CONCURRENCY}")
+    if not 1 <= args.web <= 8 or not 1 <= args.workers <= 16 or not 0 <= args.broadcasters <= 8:
+        parser.error("--web 1..8, --workers 1..16, --broadcasters 0..8")
+    if args.pgbouncer and not os.environ.get("BENCH_DATABASE_URL", "").startswith("postgres"):
+        parser.error("--pgbouncer needs BENCH_DATABASE_URL, a scratch PostgreSQL database")
 
     # As in production (bounty/settings_production.py): DEBUG off (with it on, Django keeps and formats every
     # SQL statement), and database connections kept for a minute instead of one per request and per task
@@ -69,18 +90,19 @@ def main() -> int:
     }
     with service_stack("bounty-load-", **production) as stack:
         try:
-            return run(args, stack, free_port())
+            return run(args, stack)
         except RuntimeError as error:
             print(f"error: {error}; see {stack.work / 'services.log'}", file=sys.stderr)
             return 2
 
 
-def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
+def run(args: argparse.Namespace, stack: Stack) -> int:
     import django
 
     django.setup()
     import numpy as np
     import requests
+    import yaml
     from django.conf import settings
     from django.core.management import call_command
     from PIL import Image
@@ -112,21 +134,39 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
         Image.fromarray(255 - mnist.x_test[index]).resize((112, 112)).save(buffer, format="PNG")
         uploads.append((buffer.getvalue(), Key.generate("testnet").address))
 
+    if args.pgbouncer:  # with compose's settings: Django keeps no connection, opens no server-side cursor
+        compose = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())
+        bouncer = compose["services"]["pgbouncer"]["environment"]
+        through = stack.start_pgbouncer(
+            settings.DATABASE_URL, args.pgbouncer, bouncer["POOL_MODE"], bouncer["AUTH_TYPE"]
+        )
+        database = {k: v for k, v in compose["x-app-environment"].items() if k.startswith("DB_")}
+        stack.service_env.update(DATABASE_URL=through, **database)
+    if args.broadcasters:
+        stack.service_env.update(CELERY_VERIFY_QUEUE="verify", CELERY_BROADCAST_QUEUE="broadcast")
+        stack.start_broadcasters(args.broadcasters, "broadcast")
     stack.start_workers(args.workers, "load")
-    stack.start_web(http_port)
-    wait_for_workers(args.workers, 60)
+    ports = [free_port() for _ in range(args.web)]
+    for port in ports:
+        stack.start_web(port)
+    wait_for_workers(args.workers + args.broadcasters, 60)
 
-    base = f"http://127.0.0.1:{http_port}"
-    page = f"{base}/bounties/{bounty.pk}/"
+    pages = [f"http://127.0.0.1:{port}/bounties/{bounty.pk}/" for port in ports]
     local = threading.local()
     errors: list[str] = []
     accepted: dict[str, float] = {}  # public id -> wall-clock time the POST started
+    served: Counter[int] = Counter()  # web server (its index) -> submissions it accepted
 
-    def submit(item: tuple[bytes, str]) -> None:
-        png, address = item
-        session = getattr(local, "session", None)
+    def submit(numbered: tuple[int, tuple[bytes, str]]) -> None:
+        number, (png, address) = numbered
+        server = number % len(pages)  # the clients take the servers in turn
+        page = pages[server]
+        sessions = getattr(local, "sessions", None)
+        if sessions is None:
+            sessions = local.sessions = {}
+        session = sessions.get(server)
         if session is None:
-            session = local.session = requests.Session()
+            session = sessions[server] = requests.Session()
             session.get(page, timeout=30)
         try:
             began = time.time()
@@ -145,10 +185,11 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
             errors.append(f"HTTP {response.status_code}: {response.text[:200]}")
             return
         accepted[response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]] = began
+        served[server] += 1
 
     start = time.time()
     with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
-        list(pool.map(submit, uploads))
+        list(pool.map(submit, enumerate(uploads)))
     http_seconds = time.time() - start
 
     # Where a submission rests without the benchmark's help: paid, refused, held for a reviewer (the second
@@ -190,6 +231,13 @@ def run(args: argparse.Namespace, stack: Stack, http_port: int) -> int:
         "submissions": len(uploads),
         "concurrency": args.concurrency,
         "workers": args.workers,
+        "web_servers": args.web,
+        "broadcasters": args.broadcasters,
+        "pgbouncer_pool": args.pgbouncer,
+        "accepted_by_web_server": [served[index] for index in range(len(pages))],
+        "pgbouncer_transactions": (
+            stack.pgbouncer_transactions(settings.DATABASES["default"]["NAME"]) if args.pgbouncer else None
+        ),
         "accepted": len(accepted),
         "http_errors": len(errors),
         "paid": len(latencies),

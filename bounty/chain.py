@@ -18,7 +18,7 @@ import numpy as np
 from django.conf import settings
 
 from bounty import keys
-from contracts import refunds, transactions
+from contracts import refunds, transactions, vm
 from contracts.address import address_from_hash160, hash160_of_p2pkh_script, parse_address, sha256d
 from contracts.arc import parse_tx_status
 from contracts.batch_slot import BatchSlotContract
@@ -253,6 +253,12 @@ def bounty_contract(bounty: Bounty) -> SlotContract | BatchSlotContract:
     return slot_contract(
         bounty.model_version.artifact, bounty.digit, bounty.operator_pubkey, bounty.admin_pubkey
     )
+
+
+def prepare_contract(bounty: Bounty) -> None:
+    """Compile the bounty's contract and convert its locking script for the native VM, as its first claim
+    in this process would (bounty.warmup does it before a worker takes tasks)."""
+    vm.native_chunks(bounty_contract(bounty).locking_script)
 
 
 def claim_fee(contract: SlotContract, rate: int) -> int:

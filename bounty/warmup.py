@@ -24,7 +24,6 @@ from bounty.classify import reference_model
 from bounty.models import Bounty
 from bounty.retraining import dataset
 from classifier.second_opinion.model import load_cached
-from contracts import vm
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ def _contracts() -> int:
         if len(seen) == MOST_CONTRACTS:
             break
         seen.add(key)
-        vm.native_chunks(chain.bounty_contract(bounty).locking_script)
+        chain.prepare_contract(bounty)
         reference_model(bounty.model_version.artifact)
     return len(seen)
 

@@ -8,7 +8,7 @@
 #     refuses root).
 #   Redis: the server of BOUNTY_TEST_REDIS (default redis://127.0.0.1:6379) when it answers a PING; otherwise a
 #     private redis-server on a free loopback port that keeps nothing on disk.
-#   Missing server packages (postgresql, redis-server) are installed with apt-get first.
+#   Missing server packages (postgresql, redis-server, pgbouncer) are installed with apt-get first.
 #
 # COMMAND sees BOUNTY_POSTGRES_URL, SMOKE_PG_HOST/PORT/USER, BOUNTY_TEST_REDIS and each database's URL of
 # tests/redis_databases.py (SMOKE_REDIS_URL, BOUNTY_TEST_REDIS_URL, ...). A server that answered is used as it
@@ -212,6 +212,10 @@ else
     say "no Redis answers at $BOUNTY_TEST_REDIS"
     start_redis
 fi
+
+# PgBouncer is a program the tests start themselves (tests/deploy/test_compose_topology.py runs compose's
+# layout through it); only its package is needed.
+if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then install_packages pgbouncer; fi
 
 COMMAND_RAN=1
 set +e
