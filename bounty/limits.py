@@ -9,20 +9,15 @@ A refusal says in plain words when to come back; the view answers 429 with Retry
 
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db.models import Sum
 from django.utils import timezone
 
+from bounty import storage_tally
 from bounty.models import Submission
-
-STORAGE_CACHE_KEY = "bounty:stored-original-bytes"
-STORAGE_CACHE_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -82,12 +77,8 @@ def rate_refusal(net: str, address: str) -> Refusal | None:
 
 
 def stored_original_bytes() -> int:
-    """The bytes of original uploads kept, recounted at most once a minute per process."""
-    total = cache.get(STORAGE_CACHE_KEY)
-    if total is None:
-        total = Submission.objects.aggregate(total=Sum("original_bytes"))["total"] or 0
-        cache.set(STORAGE_CACHE_KEY, total, STORAGE_CACHE_SECONDS)
-    return int(total)
+    """The bytes of original uploads kept (bounty.storage_tally: one Redis read, no table scan)."""
+    return storage_tally.total()
 
 
 def storage_refusal(incoming: int) -> Refusal | None:
@@ -104,9 +95,8 @@ def storage_refusal(incoming: int) -> Refusal | None:
 
 
 def note_stored(size: int) -> None:
-    """Count a stored upload at once, so a flood inside the cache minute still meets the cap."""
-    with contextlib.suppress(ValueError):  # not cached yet: the next check recounts
-        cache.incr(STORAGE_CACHE_KEY, size)
+    """Count a stored upload at once, so a flood still meets the cap before the next recount."""
+    storage_tally.add(size)
 
 
 def expire_originals() -> int:
@@ -122,5 +112,5 @@ def expire_originals() -> int:
         Submission.objects.filter(pk=submission.pk).update(original="", original_bytes=0)
         deleted += 1
     if deleted:
-        cache.delete(STORAGE_CACHE_KEY)
+        storage_tally.recount()
     return deleted

@@ -4,7 +4,9 @@ A claim needs its bounty's compiled contract (about 0.1 s to compile) and the lo
 VM takes it; the check step needs the second opinion's weights; a bounty that keeps the images its model
 reads as another digit needs MNIST's training images as floats for the nearest-neighbour label (about 0.5 s).
 Each is cached per process, so without this the first submissions a worker takes wait for them: under
-`benchmarks/load_http.py`'s burst that was a second or more of one worker's time while the queue grew.
+`benchmarks/load_http.py`'s burst that was a second or more of one worker's time while the queue grew. It
+also counts the shared tally of stored originals if no one has (bounty.storage_tally), so that no web request
+scans the submissions for it.
 
 `warm_up` runs in Celery's `worker_init` (bounty.tasks), in the worker's main process before its pool forks,
 so every pool process, and one started again after a crash, begins with these already in memory. Nothing
@@ -19,7 +21,7 @@ import time
 from django.conf import settings
 from django.db.models import QuerySet
 
-from bounty import chain
+from bounty import chain, storage_tally
 from bounty.classify import reference_model
 from bounty.models import Bounty
 from bounty.retraining import dataset
@@ -39,6 +41,7 @@ def warm_up() -> dict[str, tuple[int, float]]:
         ("contracts", _contracts),
         ("second opinion", _second_opinion),
         ("nearest neighbours", _neighbours),
+        ("stored originals", _stored_originals),
     ):
         began, count = time.perf_counter(), 0
         try:
@@ -90,4 +93,11 @@ def _neighbours() -> int:
     if not open_bounties().filter(pending_days__gt=0).exists():
         return 0
     dataset.mnist_train_as_float()
+    return 1
+
+
+def _stored_originals() -> int:
+    """The shared tally the web's upload cap reads (bounty.storage_tally), counted if no one has yet, so no
+    web request scans the table for it."""
+    storage_tally.recount(only_if_missing=True)
     return 1

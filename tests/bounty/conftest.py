@@ -8,7 +8,7 @@ import pytest
 from bounty_services import live_bounty, runtime, worker  # noqa: F401  (fixtures shared by service tests)
 from fault_support import fault_broker  # noqa: F401  (the fault tests' broker fixture)
 
-from bounty import chain, keys
+from bounty import chain, keys, storage_tally
 
 
 @pytest.fixture(scope="session")
@@ -30,9 +30,11 @@ def isolated_runtime(settings, tmp_path, keys_dir):  # type: ignore[no-untyped-d
     settings.RATE_LIMIT_PER_IP = 100
     keys.reset_cache()
     chain.reset()
+    storage_tally.forget()  # Redis outlives each test's rolled-back database
     yield
     keys.reset_cache()
     chain.reset()
+    storage_tally.forget()
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,8 @@ class WarmUpTestCase(ChainTestCase):
         Bounty.objects.filter(pk=self.live.pk).update(paused=True)
         with self.settings(SECOND_OPINION=False):
             done = warmup.warm_up()
-        self.assertEqual({name: count for name, (count, _) in done.items()}, dict.fromkeys(done, 0))
+        needed = {name: count for name, (count, _) in done.items() if name != "stored originals"}
+        self.assertEqual(needed, dict.fromkeys(needed, 0))
         self.assertEqual(chain.slot_contract.cache_info().currsize, 0)
         self.assertEqual(dataset.mnist_train_as_float.cache_info().currsize, 0)
 
