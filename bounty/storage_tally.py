@@ -67,11 +67,7 @@ def total() -> int:
     if kept is not None:
         return int(kept)
     with _COUNTING:  # the other threads of this process wait for this count rather than scan again
-        with contextlib.suppress(redis.RedisError):
-            kept = _client().get(key())
-            if kept is not None:
-                return int(kept)
-        return recount()
+        return recount(only_if_missing=True)
 
 
 def recount(*, only_if_missing: bool = False) -> int:

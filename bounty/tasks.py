@@ -8,7 +8,7 @@ import time
 from celery import shared_task
 from celery.signals import worker_init
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 
 from bounty import confirmations, limits, pipeline, sweeper, warmup
 from bounty.models import Submission
@@ -24,8 +24,6 @@ TRANSIENT = (TryLater, OperationalError, InterfaceError)
 @worker_init.connect
 def warm_up(sender: object = None, **kwargs: object) -> None:
     """Before the pool forks: compile the open bounties' contracts and load the models (bounty.warmup)."""
-    from django.db import connections
-
     began = time.perf_counter()
     done = warmup.warm_up()
     connections.close_all()  # the pool's processes open their own
