@@ -88,14 +88,18 @@ def instrument() -> list[tuple[str, int]]:
         phases.append((name, 1))
         if state == Submission.State.RECEIVED:
             wrap(pipeline, "classify", "check: classify (integer model)", 2)
-            wrap(pipeline, "ask_second_opinion", "check: second opinion", 2)
+            second = "second_opinion_of" if hasattr(pipeline, "second_opinion_of") else "ask_second_opinion"
+            wrap(pipeline, second, "check: second opinion", 2)
             wrap(pipeline, "screen", "check: screen (duplicates, rate limits)", 2)
             wrap(screening, "near_duplicate", "screen: near-duplicate lookup", 3)
         elif state == Submission.State.CHECKED:
-            reserve = Slot.reserve
-            Slot.reserve = timed("claim: reserve a slot", reserve)  # type: ignore[method-assign]
-            phases.append(("claim: reserve a slot", 2))
+            if hasattr(Slot, "take_free"):
+                wrap(Slot, "held_by", "claim: the slot it holds, if any", 2)
+                wrap(Slot, "take_free", "claim: reserve a free slot", 2)
+            else:
+                wrap(Slot, "reserve", "claim: reserve a slot", 2)
             wrap(chain, "build_claim", "claim: build, sign, verify claim (VM)", 2)
+            wrap(pipeline, "store_claim", "claim: store the claim", 2)
         else:
             wrap(pipeline, "send", "broadcast: send to the ledger", 2)
     return phases

@@ -38,8 +38,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bounty import chain
+from bounty.claims import store_claim
 from bounty.faults import fault_point
-from bounty.models import Bounty, Reason, Slot, Submission, Transaction
+from bounty.models import Bounty, Reason, Slot, Submission
 from bounty.payouts import TryLater
 from bounty.screening import hold_reason
 
@@ -214,20 +215,15 @@ def store_batch(bounty: Bounty, slot: Slot) -> tuple[int, ...]:
         release_if_unused(slot)
         return ()
     built = result.built
+    paid = [e for e in entries if e.submission_id in result.paid]
+
+    def rebuild(lock_time: int) -> chain.Built:
+        again = chain.build_batch(bounty, slot, paid, chain.operator_address(), lock_time=lock_time).built
+        assert again is not None  # the same members as the first build, which the model read the same
+        return again
+
     with transaction.atomic():
-        tx, _ = Transaction.objects.get_or_create(
-            txid=built.txid,
-            defaults={
-                "raw_hex": built.raw_hex, "kind": Transaction.Kind.CLAIM, "bounty": bounty, "fee": built.fee,
-            },
-        )  # fmt: skip
-        retryable = (Transaction.Failure.REJECTED, Transaction.Failure.UNREACHABLE)
-        if tx.status == Transaction.Status.FAILED and tx.failure in retryable:
-            # The same bytes again (same slot, same members in the same order): refused or never delivered
-            # before with the slot left unspent, so they are sent and judged again, as a single claim's are.
-            Transaction.objects.filter(pk=tx.pk).update(
-                status=Transaction.Status.STORED, failure="", broadcast_attempts=0, raw_hex=built.raw_hex
-            )
+        tx = store_claim(bounty, built, rebuild)
         if not Slot.objects.filter(pk=slot.pk, state=Slot.State.RESERVED).exists():
             return ()  # given back meanwhile: its members are waiting again (UNBATCHED)
         for index, pk in enumerate(result.paid):

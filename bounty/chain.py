@@ -310,8 +310,9 @@ def build_deploy(bounty: Bounty) -> list[Built]:
     return [_built(tx) for tx in built]
 
 
-def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes) -> Built:
-    """The verified claim paying the bounty's reward from `slot` to `payout_address` for `pixels`."""
+def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes, lock_time: int = 0) -> Built:
+    """The verified claim paying the bounty's reward from `slot` to `payout_address` for `pixels`; the same
+    arguments give the same bytes, another `lock_time` other bytes for the same payment."""
     contract = bounty_contract(bounty)
     if not isinstance(contract, SlotContract):
         raise ChainError(f"bounty {bounty.pk} has batch slots: they are claimed in batches", permanent=True)
@@ -321,6 +322,7 @@ def build_claim(bounty: Bounty, slot: Slot, payout_address: str, pixels: bytes) 
         built = transactions.build_claim(
             utxo, contract, image, payout_address, keys.operator_key(),
             fee_rate=FeeRate(bounty.fee_rate), reward=bounty.reward, network=settings.NETWORK,
+            lock_time=lock_time,
         )  # fmt: skip
     except (ContractsError, ValueError) as error:
         raise _permanent(ContractsError(str(error)) if isinstance(error, ValueError) else error) from error
@@ -450,7 +452,7 @@ class BatchBuild:
 
 
 def build_batch(
-    bounty: Bounty, slot: Slot, members: Sequence[BatchMember], change_address: str
+    bounty: Bounty, slot: Slot, members: Sequence[BatchMember], change_address: str, lock_time: int = 0
 ) -> BatchBuild:
     """The batch claim of `members` (1..K, oldest first) from the batch `slot`, after the off-chain check.
 
@@ -470,20 +472,25 @@ def build_batch(
     if not accepted:
         return BatchBuild(None, (), excluded)
     try:
-        built = _batch_claim(bounty, contract, slot, accepted, change_address)
+        built = _batch_claim(bounty, contract, slot, accepted, change_address, lock_time)
     except (ContractsError, ValueError) as error:
         raise _permanent(ContractsError(str(error)) if isinstance(error, ValueError) else error) from error
     return BatchBuild(_built(built), tuple(m.submission_id for m in accepted), excluded)
 
 
 def _batch_claim(
-    bounty: Bounty, contract: BatchSlotContract, slot: Slot, members: Sequence[BatchMember], change: str
+    bounty: Bounty,
+    contract: BatchSlotContract,
+    slot: Slot,
+    members: Sequence[BatchMember],
+    change: str,
+    lock_time: int = 0,
 ) -> BuiltTransaction:
     utxo = Utxo(slot.deploy_txid, slot.vout, slot.satoshis, contract.locking_script)
     entries = [BatchClaimEntry(m.image, m.payout_address) for m in members]
     return build_batch_claim(
         utxo, contract, entries, keys.operator_key(), reward=bounty.reward, fee_rate=FeeRate(bounty.fee_rate),
-        change_address=change, network=settings.NETWORK,
+        change_address=change, network=settings.NETWORK, lock_time=lock_time,
     )  # fmt: skip
 
 

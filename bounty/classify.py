@@ -31,9 +31,17 @@ def classify(version: ModelVersion, pixels: bytes) -> tuple[int, list[int]]:
 
 
 def ask_second_opinion(submission: Submission) -> str:
+    """`second_opinion_of`, recorded on the submission now."""
+    verdict = second_opinion_of(submission)
+    Submission.objects.filter(pk=submission.pk).update(second_opinion=verdict)
+    return verdict
+
+
+def second_opinion_of(submission: Submission) -> str:
     """An unpublished model must also read the digit (an image optimised against the public weights
-    rarely fools it). Any error (a missing or corrupt model, memory) is recorded as FAILED, never as
-    agreement: the claim step holds the payout for a reviewer unless the answer is AGREES."""
+    rarely fools it). Any error (a missing or corrupt model, memory) gives FAILED, never agreement: the
+    claim step holds the payout for a reviewer unless the answer is AGREES. Set on `submission`; the
+    caller stores it."""
     pixels = np.frombuffer(submission.pixel_bytes, dtype=np.uint8).reshape(28, 28)
     try:
         agreed = second_opinion.agrees(pixels, submission.claimed_digit, path=settings.SECOND_OPINION_MODEL)
@@ -41,6 +49,5 @@ def ask_second_opinion(submission: Submission) -> str:
     except Exception:  # fail closed, whatever went wrong
         log.exception("second opinion on submission %s failed; holding it for review", submission.pk)
         verdict = Submission.SecondOpinion.FAILED
-    Submission.objects.filter(pk=submission.pk).update(second_opinion=verdict)
     submission.second_opinion = verdict
     return verdict

@@ -127,8 +127,15 @@ def record_outcome(tx: Transaction, error: chain.ChainError | None) -> bool:
     """Store what a broadcast came to, by its type: True when the chain has the transaction (a contested
     claim included: ARC keeps it and it may still win), False when refused or lost, TryLater if transient."""
     if error is None:
-        mark_broadcast(tx)
-        Transaction.objects.filter(pk=tx.pk, failure="").update(last_error="")
+        # Usually one update: a stored claim with no failure on record is now broadcast, its transient
+        # errors cleared. Otherwise the two parts apart (a failure on record keeps its message).
+        sent = Transaction.objects.filter(pk=tx.pk, status=Transaction.Status.STORED, failure="").update(
+            status=Transaction.Status.BROADCAST, broadcast_at=timezone.now(), last_error=""
+        )
+        if not sent:
+            mark_broadcast(tx)
+            Transaction.objects.filter(pk=tx.pk, failure="").update(last_error="")
+        tx.status = Transaction.Status.BROADCAST
         return True
     if isinstance(error, chain.DoubleSpend):
         record_failure(

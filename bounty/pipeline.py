@@ -29,7 +29,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bounty import batches, chain
-from bounty.classify import ask_second_opinion, classify
+from bounty.claims import store_claim
+from bounty.classify import ask_second_opinion, classify, second_opinion_of
 from bounty.faults import fault_point
 from bounty.models import Bounty, Reason, Slot, Submission, Transaction
 from bounty.payouts import TryLater, give_up_broadcasting, send, settle_claim
@@ -66,11 +67,13 @@ def process(submission_id: int, stage: Stage | None = None) -> str:
 
 
 def check(submission: Submission) -> None:
-    """received -> checked, or rejected: the network's verdict, duplicates, rate limits."""
+    """received -> checked, or rejected: the network's verdict, duplicates, rate limits. What the models
+    said is stored with the state it leads to, in one update; a crash before that leaves the submission
+    "received", to be read again."""
     bounty = submission.bounty
     predicted, scores = classify(bounty.model_version, submission.pixel_bytes)
     submission.predicted_digit, submission.scores = predicted, scores
-    Submission.objects.filter(pk=submission.pk).update(predicted_digit=predicted, scores=scores)
+    verdict: dict[str, object] = {"predicted_digit": predicted, "scores": scores}
     reason: Reason | None
     if predicted != submission.claimed_digit:
         if keep_pending(submission):
@@ -79,12 +82,11 @@ def check(submission: Submission) -> None:
     else:
         reason, detail = screen(submission)
     if reason:
-        submission.reject(reason, detail)
+        submission.reject(reason, detail, **verdict)
         return
     if settings.SECOND_OPINION:
-        # Asked and recorded before the state moves: a crash here leaves it "received", asked again.
-        ask_second_opinion(submission)
-    if not submission.advance(Submission.State.CHECKED):
+        verdict["second_opinion"] = second_opinion_of(submission)
+    if not submission.advance(Submission.State.CHECKED, **verdict):
         return  # another worker did this step
     hold = hold_reason(submission, submission.bounty)
     if hold in SECOND_OPINION_HOLDS:
@@ -98,6 +100,9 @@ def keep_pending(submission: Submission) -> bool:
     when handled here; False when the bounty keeps nothing (the caller rejects it as before)."""
     if not pending.keeps(submission.bounty):
         return False
+    Submission.objects.filter(pk=submission.pk).update(
+        predicted_digit=submission.predicted_digit, scores=submission.scores
+    )
     reason, detail = screen(submission)
     if reason is not None:
         submission.reject(Reason.WRONG_DIGIT, f"classified as {submission.predicted_digit}; {detail}")
@@ -110,7 +115,7 @@ def keep_pending(submission: Submission) -> bool:
 
 def claim(submission: Submission) -> None:
     """checked -> verified: reserve a slot, build and verify the claim, store it (not yet broadcast)."""
-    bounty = Bounty.objects.get(pk=submission.bounty_id)
+    bounty = Bounty.objects.select_related("model_version").get(pk=submission.bounty_id)
     hold = hold_reason(submission, bounty)
     if hold is not None:
         submission.advance(Submission.State.HELD, hold=hold)
@@ -118,40 +123,30 @@ def claim(submission: Submission) -> None:
     if bounty.is_batch:
         claim_in_batch(submission, bounty)
         return
-    has_slot = Slot.objects.filter(submission=submission).exists()
-    if not has_slot and not bounty.is_open():
-        submission.reject(Reason.EXHAUSTED if bounty.state == Bounty.State.EXHAUSTED else Reason.CLOSED)
-        return
-    slot = Slot.reserve(bounty, submission.pk)
+    slot = Slot.held_by(submission.pk)  # the task ran before: it keeps the slot it holds
+    if slot is None:
+        if not bounty.is_open():
+            submission.reject(Reason.EXHAUSTED if bounty.state == Bounty.State.EXHAUSTED else Reason.CLOSED)
+            return
+        slot = Slot.take_free(bounty, submission.pk)
     if slot is None:
         bounty.mark_exhausted_if_spent()
         submission.reject(Reason.EXHAUSTED)
         return
     fault_point("slot_reserved")
+
+    def build(lock_time: int = 0) -> chain.Built:
+        return chain.build_claim(bounty, slot, submission.payout_address, submission.pixel_bytes, lock_time)
+
     try:
-        built = chain.build_claim(bounty, slot, submission.payout_address, submission.pixel_bytes)
+        built = build()
     except chain.ChainError as error:
         if not error.permanent:
             raise TryLater(str(error)) from error
         fail_claim(submission, slot, str(error))
         return
     with transaction.atomic():
-        tx, _ = Transaction.objects.get_or_create(
-            txid=built.txid,
-            defaults={
-                "raw_hex": built.raw_hex,
-                "kind": Transaction.Kind.CLAIM,
-                "bounty": bounty,
-                "fee": built.fee,
-            },
-        )
-        retryable = (Transaction.Failure.REJECTED, Transaction.Failure.UNREACHABLE)
-        if tx.status == Transaction.Status.FAILED and tx.failure in retryable:
-            # The same bytes again (same slot, same image): refused or never delivered before, with the slot
-            # left unspent, so they are sent and judged again rather than taken as failed.
-            Transaction.objects.filter(pk=tx.pk).update(
-                status=Transaction.Status.STORED, failure="", broadcast_attempts=0, raw_hex=built.raw_hex
-            )
+        tx = store_claim(bounty, built, build)
         if not submission.advance(Submission.State.VERIFIED, claim_tx=tx):
             transaction.set_rollback(True)
             return

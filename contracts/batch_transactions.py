@@ -80,6 +80,7 @@ def assemble_batch_claim(
     change_script: bytes | None = None,
     padding: np.ndarray | None = None,
     network: str | None = None,
+    lock_time: int = 0,
 ) -> Transaction:
     """The signed batch claim, NOT verified: use `build_batch_claim` (exposed so tests can show that the
     ledger refuses what the builder would have refused)."""
@@ -103,7 +104,7 @@ def assemble_batch_claim(
         raise ValueError(
             f"slot {slot.txid}:{slot.vout} holds {slot.satoshis} sat, less than {len(payees)} x {reward} sat"
         )
-    tx = Transaction([unsigned_input(slot)], outputs, version=TX_VERSION)
+    tx = Transaction([unsigned_input(slot)], outputs, version=TX_VERSION, locktime=lock_time)
     operator_signature = signature(tx, 0, operator)
     tx.inputs[0].unlocking_script = Script(contract.claim_unlocking(operator_signature, images))
     return tx
@@ -122,6 +123,7 @@ def build_batch_claim(
     padding: np.ndarray | None = None,
     network: str | None = None,
     policy: Policy = DEFAULT_POLICY,
+    lock_time: int = 0,
 ) -> BuiltTransaction:
     """Spend the batch `slot`, paying `reward` to each entry's address (1..K entries); the padded lanes'
     rewards and the unneeded part of the reserved fee go to `change_address` (the funder's P2PKH;
@@ -137,6 +139,6 @@ def build_batch_claim(
         change_script = parse_address(change_address, network).locking_script()
     tx = assemble_batch_claim(
         slot, contract, entries, operator, reward=reward, fee_rate=fee_rate, change_script=change_script,
-        padding=padding, network=network,
+        padding=padding, network=network, lock_time=lock_time,
     )  # fmt: skip
     return finish("claim", tx, [slot], fee_rate, policy=policy)

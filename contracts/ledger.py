@@ -340,8 +340,10 @@ class LocalLedger:
             with self._write() as db:
                 db.execute("INSERT OR REPLACE INTO callbacks VALUES (?, ?, ?, ?)", (txid, *callback))
         known = self.status(txid)
-        if known.state is not TxState.UNKNOWN and not (known.state is TxState.REJECTED and fault is None):
-            return known  # already known: ARC answers with its current status
+        if known.state is not TxState.UNKNOWN:
+            # Already known: ARC answers with the status it holds, a refusal included (metamorph's
+            # ProcessTransaction), so the same bytes refused once are refused again without a look.
+            return known
         if len(submission.raw) < MIN_TX_BYTES:
             raise rejection("463", f"transaction is {len(submission.raw)} bytes, under {MIN_TX_BYTES}", txid)
         if not tx.inputs or not tx.outputs:

@@ -239,11 +239,17 @@ def assemble_claim(
     *,
     payout: int,
     network: str | None = None,
+    lock_time: int = 0,
 ) -> Transaction:
     """The signed claim transaction, NOT verified: use `build_claim`. (Exposed so tests and the demo can
     show that the ledger rejects what the builder would have refused.)"""
     payee = parse_address(payout_address, network)
-    tx = Transaction([unsigned_input(slot)], [output(payee.locking_script(), payout)], version=TX_VERSION)
+    tx = Transaction(
+        [unsigned_input(slot)],
+        [output(payee.locking_script(), payout)],
+        version=TX_VERSION,
+        locktime=lock_time,
+    )
     operator_signature = signature(tx, 0, operator)
     tx.inputs[0].unlocking_script = Script(contract.claim_unlocking(operator_signature, pixels))
     return tx
@@ -260,15 +266,21 @@ def build_claim(
     reward: int | None = None,
     network: str | None = None,
     policy: Policy = DEFAULT_POLICY,
+    lock_time: int = 0,
 ) -> BuiltTransaction:
     """Spend `slot` paying the reward (default: the slot minus its reserved claim fee) to `payout_address`.
+    A claim is deterministic (RFC 6979 signatures): the same arguments give the same bytes. `lock_time`
+    (final whatever its value: the input's sequence is final) gives the same payment other bytes, for a claim
+    tried again after the network refused the first one.
 
     Raises ImageError for a malformed image, AddressError for a bad address, and VerificationError when the
     script rejects the image (it does not classify as the contract's digit): nothing is returned then."""
     payout = reward if reward is not None else slot.satoshis - contract.claim_fee(fee_rate)
     if payout < 1:
         raise ValueError(f"slot {slot.txid}:{slot.vout} holds {slot.satoshis} sat, too little to pay a claim")
-    tx = assemble_claim(slot, contract, pixels, payout_address, operator, payout=payout, network=network)
+    tx = assemble_claim(
+        slot, contract, pixels, payout_address, operator, payout=payout, network=network, lock_time=lock_time
+    )
     return finish("claim", tx, [slot], fee_rate, policy=policy)
 
 

@@ -262,14 +262,22 @@ class Slot(models.Model):
 
     @classmethod
     def reserve(cls, bounty: Bounty, submission_id: int) -> Slot | None:
-        """Reserve a free slot of `bounty` for a submission; two workers never get the same slot.
+        """Reserve a free slot of `bounty` for a submission (which keeps the one it holds already); two
+        workers never get the same slot."""
+        return cls.held_by(submission_id) or cls.take_free(bounty, submission_id)
+
+    @classmethod
+    def held_by(cls, submission_id: int) -> Slot | None:
+        """The slot a submission holds already (its task ran before), deploy txid joined; None if none."""
+        return cls.objects.filter(submission_id=submission_id).with_txids().first()
+
+    @classmethod
+    def take_free(cls, bounty: Bounty, submission_id: int) -> Slot | None:
+        """Reserve a free slot of `bounty` for a submission that holds none; None when none is free.
 
         Each attempt is one conditional update whose row count says whether this process won the slot or
         another one got there first, in which case the next free slot is tried.
         """
-        mine = cls.objects.filter(submission_id=submission_id).first()
-        if mine is not None:
-            return mine  # the task ran before: keep the slot it already holds
         for _ in range(20):
             candidates = list(cls.objects.free().filter(bounty=bounty).values_list("pk", flat=True)[:8])
             if not candidates:

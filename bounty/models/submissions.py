@@ -219,8 +219,8 @@ class Submission(models.Model):
             setattr(self, name, value)
         return True
 
-    def reject(self, reason: Reason, detail: str = "") -> bool:
-        return self.advance(Submission.State.REJECTED, reason=reason, reason_detail=detail[:300])
+    def reject(self, reason: Reason, detail: str = "", **fields: object) -> bool:
+        return self.advance(Submission.State.REJECTED, reason=reason, reason_detail=detail[:300], **fields)
 
     @property
     def is_final(self) -> bool:

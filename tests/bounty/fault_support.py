@@ -211,7 +211,18 @@ def wait_until(predicate, timeout: float = 60, what: str = "condition") -> None:
         if predicate():
             return
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}; unsettled: {unsettled()}")
+
+
+def unsettled() -> list[tuple[object, ...]]:
+    """Each submission not confirmed or rejected, with its claim as the database last saw it: what a timeout
+    reports, so a stuck payout names where it stopped."""
+    done = (Submission.State.CONFIRMED, Submission.State.REJECTED)
+    rows = Submission.objects.exclude(state__in=done).values_list(
+        "pk", "state", "hold", "reason", "payout_attempts", "claim_tx__txid", "claim_tx__status",
+        "claim_tx__failure", "claim_tx__broadcast_attempts", "claim_tx__last_error",
+    )  # fmt: skip
+    return [tuple(row) for row in rows]
 
 
 def png_of(pixels) -> bytes:  # type: ignore[no-untyped-def]

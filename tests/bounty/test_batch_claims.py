@@ -16,7 +16,7 @@ from bsv.script.script import Script
 from django.utils import timezone
 from fault_support import check_invariants
 
-from bounty import batches, chain, keys, payouts, pipeline, sweeper
+from bounty import batches, chain, confirmations, keys, payouts, pipeline, sweeper
 from bounty.models import Reason, Slot, SlotKind, Submission, Transaction
 from contracts.address import parse_address
 from contracts.batch_slot import BatchSlotContract
@@ -135,6 +135,32 @@ class FullBatchTestCase(BatchTestCase):
         self.assertEqual(set(slot.batch_members.values_list("pk", flat=True)), {s.pk for s in members})
         self.assertEqual(check_invariants()["paid"], 4)
         self.assertEqual(reverify_ledger_with_bitcoinx(self.ledger), 3, "two deploys and the claim")
+
+    def test_a_batch_the_network_dropped_is_sent_again_as_new_bytes_and_paid_once(self) -> None:
+        self.ledger.chaos.configure(queue=["reject_later"])
+        members = [*self.checked(0, 1, 2), self.process(self.submit(3))]
+        [first] = Transaction.objects.filter(kind="claim")
+        self.assertEqual(Submission.objects.get(pk=members[0].pk).state, "broadcast")
+        chain.mine(1)  # the network drops it: REJECTED, the slot unspent; nobody is an offender
+        with self.captureOnCommitCallbacks(execute=False):
+            confirmations.poll_confirmations()
+        rest = [Submission.objects.get(pk=s.pk) for s in members]
+        self.assertEqual({(s.state, s.payout_attempts) for s in rest}, {("checked", 1)})
+        # The same members from the same slot: the same payment, which ARC would refuse again as those
+        # bytes, goes as a transaction with the next lock time.
+        rest = self.finish(rest)
+        self.assertEqual({s.state for s in rest}, {"broadcast"})
+        first.refresh_from_db()
+        second = Transaction.objects.get(kind="claim", status="broadcast")
+        self.assertEqual((first.status, first.failure), ("failed", "rejected"))
+        self.assertEqual(self.claim_outputs(second), self.claim_outputs(first))
+        locktimes = [parse_transaction(bytes.fromhex(t.raw_hex)).locktime for t in (first, second)]
+        self.assertEqual(locktimes, [0, 1])
+        self.assertEqual({s.claim_tx_id for s in rest}, {second.pk})
+        self.assertEqual([self.paid_to(s.payout_address) for s in rest], [1000] * LANES)
+        chain.mine(1)
+        confirmations.poll_confirmations()
+        self.assertEqual(check_invariants()["paid"], LANES)
 
     def test_a_batch_holds_at_most_k_and_the_rest_wait_for_the_next(self) -> None:
         waiting = [self.submit(nth) for nth in range(6)]

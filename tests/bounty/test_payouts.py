@@ -11,6 +11,7 @@ from bounty_testing import ChainTestCase, mnist_pixels
 from bounty import chain, confirmations, payouts, pipeline, sweeper
 from bounty.models import Reason, Slot, Submission, Transaction
 from contracts.ledger import LocalLedger
+from contracts.txverify import parse_transaction
 
 
 class PayoutTestCase(ChainTestCase):
@@ -142,6 +143,25 @@ class RejectedAfterSeenTestCase(PayoutTestCase):
         self.assertEqual((submission.state, submission.payout_attempts), ("broadcast", 1))
         self.settle_round()
         self.assertEqual(Submission.objects.get(pk=submission.pk).state, "confirmed")
+        self.assertEqual(self.paid_to(self.bob_address), self.live.reward)
+
+    def test_refused_bytes_are_never_sent_again_the_same_payment_goes_as_new_bytes(self) -> None:
+        # ARC answers bytes it refused with that refusal for ever, so each try must be a new transaction.
+        self.ledger.chaos.configure(queue=["reject_later", "reject_later"])
+        submission = self.submit()
+        pipeline.process(submission.pk)
+        self.settle_round()
+        self.settle_round()
+        self.settle_round()
+        submission.refresh_from_db()
+        self.assertEqual((submission.state, submission.payout_attempts), ("confirmed", 2))
+        claims = list(Transaction.objects.filter(kind="claim").order_by("pk"))
+        self.assertEqual([c.status for c in claims], ["failed", "failed", "confirmed"])
+        self.assertEqual(len({c.txid for c in claims}), 3)
+        self.assertEqual([parse_transaction(bytes.fromhex(c.raw_hex)).locktime for c in claims], [0, 1, 2])
+        self.assertEqual(submission.claim_tx, claims[-1])
+        refused = [self.ledger.status(c.txid).state for c in claims[:2]]
+        self.assertEqual(refused, [chain.TxState.REJECTED] * 2)
         self.assertEqual(self.paid_to(self.bob_address), self.live.reward)
 
 

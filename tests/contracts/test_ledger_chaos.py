@@ -17,7 +17,7 @@ from ledger_helpers import (
 )
 
 from contracts.chain import TxState
-from contracts.errors import ChainUnavailable, DoubleSpend
+from contracts.errors import ChainUnavailable, DoubleSpend, TransactionRejected
 from contracts.fees import FeeRate
 from contracts.ledger import LocalLedger
 from contracts.slot import SlotContract
@@ -87,16 +87,24 @@ def test_a_malleated_copy_mined_first_leaves_the_claim_in_the_orphan_mempool(led
 
 
 def test_reject_later_reports_seen_then_rejected_and_leaves_the_output_unspent(ledger: LocalLedger) -> None:
-    raw, outpoint = claim_raw(ledger)
+    slot = deployed_slots(ledger, CONTRACT, REWARD, 1, RATE)[0]
+    raw = build_claim(slot, CONTRACT, ACCEPTED[0], BOB.address, OPERATOR, fee_rate=RATE).raw
     txid = parse_transaction(raw).txid()
     ledger.chaos.configure(queue=["reject_later"])
     assert ledger.broadcast(raw) == txid
     assert ledger.status(txid).state is TxState.MEMPOOL
     ledger.mine()
     assert ledger.status(txid).state is TxState.REJECTED
-    parent, vout = outpoint.split(":")
-    assert ledger.spender(parent, int(vout)) is None
-    assert ledger.broadcast(raw) == txid, "sent again, it is judged again and taken"
+    assert ledger.spender(slot.txid, slot.vout) is None
+    # As ARC does (metamorph's ProcessTransaction), the same bytes get the refusal it holds, unjudged ...
+    with pytest.raises(TransactionRejected, match="not existing in node mempool"):
+        ledger.broadcast(raw)
+    # ... and the same payment with other bytes (another lock time) is judged afresh and taken.
+    again = build_claim(slot, CONTRACT, ACCEPTED[0], BOB.address, OPERATOR, fee_rate=RATE, lock_time=1).raw
+    assert parse_transaction(again).locktime == 1
+    assert ledger.broadcast(again) == parse_transaction(again).txid() != txid
+    assert ledger.spender(slot.txid, slot.vout) == parse_transaction(again).txid()
+    assert pays_bob(ledger, parse_transaction(again).txid()) == REWARD
 
 
 def test_it_refuses_a_bad_plan(ledger: LocalLedger) -> None:
