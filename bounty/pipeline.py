@@ -185,7 +185,8 @@ def broadcast_claim(submission: Submission) -> None:
     """verified -> broadcast, or settled from what the chain says when the claim is contested or refused."""
     if submission.claim_tx_id is None:  # as a lookup by pk=None would: a verified submission has its claim
         raise Transaction.DoesNotExist("a verified submission without a stored claim")
-    tx = Transaction.objects.get(pk=submission.claim_tx_id)
+    tx = submission.claim_tx  # as the claim step just stored it, or read now
+    assert tx is not None
     if tx.status == Transaction.Status.STORED and tx.broadcast_attempts >= settings.BROADCAST_MAX_ATTEMPTS:
         give_up_broadcasting(submission, tx)
         submission.refresh_from_db()

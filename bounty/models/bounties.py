@@ -279,17 +279,19 @@ class Slot(models.Model):
         another one got there first, in which case the next free slot is tried.
         """
         for _ in range(20):
-            candidates = list(cls.objects.free().filter(bounty=bounty).values_list("pk", flat=True)[:8])
+            candidates = list(cls.objects.free().filter(bounty=bounty).with_txids()[:8])
             if not candidates:
                 return None
-            for pk in candidates:
+            for slot in candidates:
                 # The condition stays on the slot's own row (no join, which Django would turn into a
                 # subquery read before the row lock), so exactly one worker wins it.
-                won = cls.objects.filter(pk=pk, state=cls.State.FREE, submission__isnull=True).update(
-                    state=cls.State.RESERVED, submission_id=submission_id, updated=timezone.now()
+                now = timezone.now()
+                won = cls.objects.filter(pk=slot.pk, state=cls.State.FREE, submission__isnull=True).update(
+                    state=cls.State.RESERVED, submission_id=submission_id, updated=now
                 )
                 if won == 1:
-                    return cls.objects.with_txids().get(pk=pk)
+                    slot.state, slot.submission_id, slot.updated = cls.State.RESERVED, submission_id, now
+                    return slot
         return None
 
     def mark_spent_elsewhere(self) -> bool:
