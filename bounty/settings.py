@@ -118,6 +118,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a killed worker's task is delivered again; every task is idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after every task unless this is set (then
+# only every this many tasks): on PostgreSQL, a new server process per task. Workers keep their connections
+# as DB_CONN_MAX_AGE says instead, as web processes do: bounty.tasks closes the broken and expired ones
+# around each task, as Django does around each request.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 600)}
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 # One Redis may serve several deployments (or test runs): each publishes to and consumes its own queue.

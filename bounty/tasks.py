@@ -6,9 +6,9 @@ import logging
 import time
 
 from celery import shared_task
-from celery.signals import worker_init
+from celery.signals import task_postrun, task_prerun, worker_init
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
 from bounty import confirmations, limits, pipeline, sweeper, warmup
 from bounty.models import Submission
@@ -17,8 +17,19 @@ from bounty.payouts import TryLater
 log = logging.getLogger(__name__)
 
 # The database went away mid-task (a restart, a failover, a dropped connection): the work is idempotent, so
-# try again soon; Celery's Django fixup opens a fresh connection for the next run.
+# try again soon; the broken connection is closed after the task (`release_connections`) and the next run
+# opens a fresh one.
 TRANSIENT = (TryLater, OperationalError, InterfaceError)
+
+
+@task_prerun.connect
+@task_postrun.connect
+def release_connections(sender: object = None, **kwargs: object) -> None:
+    """Around each task, as Django does around each request: close the database connections that failed or
+    are older than DB_CONN_MAX_AGE and keep the others (settings.CELERY_DB_REUSE_MAX)."""
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return  # run in its caller's process and transaction (tests, CELERY_TASK_ALWAYS_EAGER)
+    close_old_connections()
 
 
 @worker_init.connect
