@@ -19,7 +19,6 @@ The key names the database, so deployments (or test runs) sharing one Redis neve
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 
 import redis
@@ -28,6 +27,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Sum
 
+from bounty import redis_client
 from bounty.models import Submission
 
 TALLY_SECONDS = 24 * 3600
@@ -44,13 +44,7 @@ def key() -> str:
 
 
 def _client() -> redis.Redis:
-    return _client_for(settings.REDIS_URL)
-
-
-@functools.lru_cache(maxsize=4)
-def _client_for(url: str) -> redis.Redis:
-    """One connection pool per process (redis-py opens a new one after a fork)."""
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    return redis_client.shared(settings.REDIS_URL)
 
 
 def counted() -> int:

@@ -13,6 +13,8 @@ import time
 import redis
 from django.conf import settings
 
+from bounty import redis_client
+
 KEY_PREFIX = "bounty:ops:heartbeat:"
 KINDS = ("worker", "beat")
 
@@ -25,7 +27,7 @@ def max_age() -> int:
 
 
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+    return redis_client.shared(settings.REDIS_URL)
 
 
 def record(kind: str, *, now: float | None = None, hostname: str | None = None) -> None:
