@@ -319,19 +319,26 @@ def lost_to_someone_else(submission: Submission, slot: Slot, ours: Transaction, 
 
 
 def refused_with_slot_unspent(submission: Submission, slot: Slot, ours: Transaction) -> bool:
-    """The network refused our claim and nothing spends the slot: free the slot and build the claim again,
-    unless that has happened too often (then an admin looks: "stalled")."""
+    """The network refused our claim and nothing spends the slot: build the claim again from the same slot,
+    unless that has happened too often (then an admin looks: "stalled", the slot free again).
+
+    The slot stays the submission's: should the refused claim reach a block after all (a node kept it), it
+    and the new one spend one output, so at most one of them pays, and both pay this submission."""
     with transaction.atomic():
         failure = ours.failure or Transaction.Failure.REJECTED
         Transaction.objects.filter(pk=ours.pk).update(status=Transaction.Status.FAILED, failure=failure)
-        slot.release()
         attempts = submission.payout_attempts + 1
         Submission.objects.filter(pk=submission.pk).update(payout_attempts=attempts)
         submission.payout_attempts = attempts
         if attempts >= settings.CLAIM_MAX_ATTEMPTS or ours.failure == Transaction.Failure.UNREACHABLE:
+            slot.release()
             detail = f"claim {ours.txid[:16]}… not accepted: {ours.failure or 'rejected'} {ours.reject_code}"
             submission.advance(Submission.State.STALLED, reason_detail=detail.strip()[:300])
             return False
+        if slot.submission_id == submission.pk:
+            slot.hold_for_another_claim()
+        else:
+            slot.release()
         return another_try(submission)
 
 

@@ -302,6 +302,14 @@ class Slot(models.Model):
         )
         return retired == 1
 
+    def hold_for_another_claim(self) -> bool:
+        """The slot's claim was refused with its output unspent: reserved again for the same submission,
+        whose next claim spends it (bounty.payouts); False if it was neither reserved nor claimed."""
+        held = Slot.objects.filter(pk=self.pk, state__in=(Slot.State.RESERVED, Slot.State.CLAIMED)).update(
+            state=Slot.State.RESERVED, spent_by=None, updated=timezone.now()
+        )
+        return held == 1
+
     def release(self) -> bool:
         """Give a slot back (its claim failed for good and the chain says the output is unspent); False if it
         was neither reserved nor claimed."""

@@ -164,6 +164,29 @@ class RejectedAfterSeenTestCase(PayoutTestCase):
         self.assertEqual(refused, [chain.TxState.REJECTED] * 2)
         self.assertEqual(self.paid_to(self.bob_address), self.live.reward)
 
+    def test_the_claim_tried_again_spends_the_refused_ones_slot_so_at_most_one_can_pay(self) -> None:
+        self.ledger.chaos.configure(queue=["reject_later"])
+        first = self.submit()
+        pipeline.process(first.pk)
+        refused = Transaction.objects.get(kind="claim")
+        spent = outpoint(first)
+        chain.mine(1)
+        with self.captureOnCommitCallbacks(execute=False):
+            confirmations.poll_confirmations()  # refused, the slot unspent: "checked" again, not yet run
+        self.assertEqual(Slot.objects.get(submission=first).state, "reserved")
+        # Another contributor's claim meanwhile takes another slot, not the refused claim's.
+        second = self.submit(mnist_pixels(7, 1), payout_address=self.charlie_address)
+        self.assertEqual(pipeline.process(second.pk), "broadcast")
+        self.assertNotEqual(outpoint(second), spent)
+        self.assertEqual(pipeline.process(first.pk), "broadcast")
+        first.refresh_from_db()
+        assert first.claim_tx is not None
+        self.assertNotEqual(first.claim_tx.txid, refused.txid)
+        self.assertEqual(outpoint(first), spent)
+        again = parse_transaction(bytes.fromhex(first.claim_tx.raw_hex)).inputs[0]
+        self.assertEqual((again.source_txid, again.source_output_index), spent)
+        self.assertEqual(self.ledger.spender(*spent), first.claim_tx.txid)
+
 
 class TransientFailuresTestCase(PayoutTestCase):
     def test_a_busy_network_is_retried_then_pays(self) -> None:
