@@ -320,25 +320,27 @@ def lost_to_someone_else(submission: Submission, slot: Slot, ours: Transaction, 
 
 def refused_with_slot_unspent(submission: Submission, slot: Slot, ours: Transaction) -> bool:
     """The network refused our claim and nothing spends the slot: build the claim again from the same slot,
-    unless that has happened too often (then an admin looks: "stalled", the slot free again).
+    unless that has happened too often (then an admin looks: "stalled").
 
-    The slot stays the submission's: should the refused claim reach a block after all (a node kept it), it
-    and the new one spend one output, so at most one of them pays, and both pay this submission."""
+    The slot stays the submission's, stalled or not: should a refused claim reach a block after all (a node
+    kept it), it and the next one spend one output, so at most one of them pays, and both pay this
+    submission. It is freed only if the submission is rejected (the sweeper's orphaned slots)."""
+    if submission.state == Submission.State.STALLED:
+        return False  # settled so before; asked again by an admin's retry, which decides what follows
     with transaction.atomic():
         failure = ours.failure or Transaction.Failure.REJECTED
         Transaction.objects.filter(pk=ours.pk).update(status=Transaction.Status.FAILED, failure=failure)
         attempts = submission.payout_attempts + 1
         Submission.objects.filter(pk=submission.pk).update(payout_attempts=attempts)
         submission.payout_attempts = attempts
-        if attempts >= settings.CLAIM_MAX_ATTEMPTS or ours.failure == Transaction.Failure.UNREACHABLE:
-            slot.release()
-            detail = f"claim {ours.txid[:16]}… not accepted: {ours.failure or 'rejected'} {ours.reject_code}"
-            submission.advance(Submission.State.STALLED, reason_detail=detail.strip()[:300])
-            return False
         if slot.submission_id == submission.pk:
             slot.hold_for_another_claim()
         else:
             slot.release()
+        if attempts >= settings.CLAIM_MAX_ATTEMPTS or ours.failure == Transaction.Failure.UNREACHABLE:
+            detail = f"claim {ours.txid[:16]}… not accepted: {ours.failure or 'rejected'} {ours.reject_code}"
+            submission.advance(Submission.State.STALLED, reason_detail=detail.strip()[:300])
+            return False
         return another_try(submission)
 
 
@@ -400,8 +402,26 @@ def retry_stalled(submission: Submission) -> bool:
     Submission.objects.filter(pk=submission.pk).update(payout_attempts=0)
     slot = Slot.objects.filter(submission=submission).first()
     if slot is not None:
-        slot.release()
+        slot.hold_for_another_claim()  # the next claim spends the same output as the last (see above)
     return submission.advance(Submission.State.CHECKED, claim_tx=None, batch_slot=None, claim_output=None)
+
+
+def give_up_stalled(submission: Submission) -> bool:
+    """An admin stops trying to pay a stalled submission: first ask the chain whether its last claim landed
+    after all (then it is paid, not given up); otherwise rejected as refused by the network, and its slot
+    free again. True when it was rejected."""
+    tx = submission.claim_tx
+    if tx is not None:
+        settle_claim(submission, tx)
+        submission.refresh_from_db()
+    if submission.state != Submission.State.STALLED:
+        return False
+    log.warning("the payout of submission %s is given up by an admin", submission.pk)
+    if not submission.reject(Reason.CHAIN_REJECTED, "the payout was given up by an admin"):
+        return False
+    for slot in Slot.objects.filter(submission=submission, state=Slot.State.RESERVED):
+        slot.release()
+    return True
 
 
 def give_up_broadcasting(submission: Submission, tx: Transaction) -> bool:

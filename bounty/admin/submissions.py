@@ -49,7 +49,7 @@ class SubmissionAdmin(admin.ModelAdmin):
         "rejected_at", "stalled_at", "payout_attempts",
     )  # fmt: skip
     readonly_fields = tuple(f for f in fields if f != "true_digit")
-    actions = ("retry_payout",)
+    actions = ("retry_payout", "give_up_payout")
 
     def has_retry_payout_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("bounty.retry_payout")
@@ -69,6 +69,21 @@ class SubmissionAdmin(admin.ModelAdmin):
                 self.message_user(request, f"The chain cannot be reached: {error}", messages.ERROR)
                 return
         self.message_user(request, f"{retried} stalled payout(s) sent back to be paid.", messages.SUCCESS)
+
+    @admin.action(
+        description="Give up the payout of stalled submissions: reject them, free their slots (the chain is "
+        "asked first)",
+        permissions=["retry_payout"],
+    )
+    def give_up_payout(self, request: HttpRequest, queryset) -> None:
+        given_up = 0
+        for submission in queryset.filter(state=Submission.State.STALLED):
+            try:
+                given_up += int(payouts.give_up_stalled(submission))
+            except payouts.TryLater as error:
+                self.message_user(request, f"The chain cannot be reached: {error}", messages.ERROR)
+                return
+        self.message_user(request, f"{given_up} stalled payout(s) given up.", messages.SUCCESS)
 
     @admin.display(description="image")
     def image(self, obj: Submission) -> str:

@@ -208,10 +208,42 @@ class TransientFailuresTestCase(PayoutTestCase):
             self.assertEqual(pipeline.process(submission.pk), "stalled")
         stored = Transaction.objects.get(kind="claim")
         self.assertEqual((stored.status, stored.failure), ("failed", "unreachable"))
-        self.assertEqual(self.live.slots.filter(state="free").count(), 3, "unspent on chain: free again")
+        # Unspent on chain, but still the submission's: a claim that did get through after all and the next
+        # one would spend one output.
+        held = Slot.objects.get(submission=submission)
+        self.assertEqual((held.state, held.spent_by_id), ("reserved", None))
+        self.assertEqual(self.live.slots.filter(state="free").count(), 2)
         submission.refresh_from_db()
         self.assertTrue(payouts.retry_stalled(submission))
         self.assertEqual(pipeline.process(submission.pk), "broadcast")
+        self.assertEqual(outpoint(submission), (held.deploy_txid, held.vout))
+        self.assertEqual(self.paid_to(self.bob_address), self.live.reward)
+
+    def stalled(self) -> Submission:
+        self.ledger.chaos.configure(queue=["busy"])
+        submission = self.submit()
+        with self.settings(BROADCAST_MAX_ATTEMPTS=1):
+            with self.assertRaises(payouts.TryLater):
+                pipeline.process(submission.pk)
+            self.assertEqual(pipeline.process(submission.pk), "stalled")
+        return Submission.objects.get(pk=submission.pk)
+
+    def test_an_admin_gives_up_a_stalled_payout_and_its_slot_is_free_again(self) -> None:
+        submission = self.stalled()
+        self.assertTrue(payouts.give_up_stalled(submission))
+        submission.refresh_from_db()
+        self.assertEqual((submission.state, submission.reason), ("rejected", Reason.CHAIN_REJECTED))
+        self.assertEqual(self.live.slots.filter(state="free").count(), 3)
+        self.assertEqual(self.paid_to(self.bob_address), 0)
+
+    def test_giving_up_asks_the_chain_first_and_a_claim_that_landed_is_the_payment(self) -> None:
+        submission = self.stalled()
+        assert submission.claim_tx is not None
+        self.ledger.broadcast(bytes.fromhex(submission.claim_tx.raw_hex))  # it got through after all
+        self.assertFalse(payouts.give_up_stalled(submission))
+        submission.refresh_from_db()
+        self.assertEqual(submission.state, "broadcast")
+        self.assertEqual(Slot.objects.get(submission=submission).state, "claimed")
         self.assertEqual(self.paid_to(self.bob_address), self.live.reward)
 
     def test_a_stalled_claim_that_reached_the_chain_after_all_is_paid_by_it(self) -> None:

@@ -99,6 +99,7 @@ class RolesTestCase(ChainTestCase):
         for action in ("approve_payout", "label_as_claimed", "decline"):
             self.act(QUEUE, action, self.held.pk)
         self.act(SUBMISSIONS, "retry_payout", self.stalled.pk)
+        self.act(SUBMISSIONS, "give_up_payout", self.stalled.pk)
         self.act(VERSIONS, "activate", self.other_version.pk)
         self.act(COLLECTED, "train_on", self.flagged.pk)
         label = {"form-TOTAL_FORMS": "1", "form-INITIAL_FORMS": "1", "form-0-id": str(self.held.pk)}
@@ -132,7 +133,7 @@ class RolesTestCase(ChainTestCase):
     def test_it_lets_the_reviewer_approve_payouts_but_not_refund_or_activate_a_model(self) -> None:
         offered = self.actions(self.dora, QUEUE)
         self.assertEqual(offered, {"approve_payout", "decline", "label_as_claimed", "label_as_predicted"})
-        self.assertEqual(self.actions(self.dora, SUBMISSIONS), {"retry_payout"})
+        self.assertEqual(self.actions(self.dora, SUBMISSIONS), {"retry_payout", "give_up_payout"})
         self.assertEqual(self.actions(self.dora, BOUNTIES), set())
         self.act(QUEUE, "approve_payout", self.held.pk)
         approved = Submission.objects.get(pk=self.held.pk)
