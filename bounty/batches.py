@@ -219,7 +219,8 @@ def store_batch(bounty: Bounty, slot: Slot) -> tuple[int, ...]:
 
     def rebuild(lock_time: int) -> chain.Built:
         again = chain.build_batch(bounty, slot, paid, chain.operator_address(), lock_time=lock_time).built
-        assert again is not None  # the same members as the first build, which the model read the same
+        if again is None:  # the same members as the first build, which the same model read the same way
+            raise chain.ChainError("a batch claim built again paid nobody", permanent=True)
         return again
 
     with transaction.atomic():

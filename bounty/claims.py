@@ -24,8 +24,8 @@ MAX_REBUILDS = 64
 def store_claim(bounty: Bounty, built: chain.Built, rebuild: Callable[[int], chain.Built]) -> Transaction:
     """Store the claim `built` (or, when the network refused those bytes, the first `rebuild(lock_time)`
     whose bytes it has not refused) and return its row: new, as another worker stored it, or given back to
-    be sent. Runs inside the caller's database transaction: one insert that a stored row makes a no-op, and
-    one read."""
+    be sent. Runs inside the caller's database transaction. Usually one insert that a stored row makes a
+    no-op, and one read; each refused lock time adds a build and another insert and read."""
     tx, lock_time = stored(bounty, built), 0
     while refused(tx) and lock_time < MAX_REBUILDS:
         lock_time += 1

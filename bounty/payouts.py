@@ -11,8 +11,9 @@ who holds the slot's output and decides from that, never from message text:
   (recorded as the submission's claim; never paid again);
 - a transaction that pays someone else holds it: once that is final (it is mined, or ours was rejected), the
   slot is retired and the submission goes back to "checked" to be paid from another slot; until then it waits;
-- nobody holds it and ours was rejected: the slot is free again and the claim is rebuilt, at most
-  CLAIM_MAX_ATTEMPTS times, then the submission is "stalled" for an admin.
+- nobody holds it and ours was rejected: the claim is rebuilt from the same slot as new bytes
+  (`bounty.claims`), at most CLAIM_MAX_ATTEMPTS times, then the submission is "stalled" for an admin, who
+  retries it or gives it up, and the slot is free again.
 
 A broadcast that keeps failing transiently stalls after BROADCAST_MAX_ATTEMPTS with the slot reconciled from
 the chain the same way.
@@ -177,6 +178,12 @@ def claim_slot(submission: Submission, tx: Transaction) -> Slot | None:
     if slot is None and submission.batch_slot_id is not None:
         # a batch member other than the first: the slot its batch is claimed from
         slot = Slot.objects.filter(pk=submission.batch_slot_id).with_txids().first()
+    if slot is None and submission.state == Submission.State.STALLED:
+        # A stalled payout's slot was freed: found again by the output its claim spends, while nobody else
+        # holds it, so an admin's retry or giving up still asks the chain about that output first.
+        for txid, vout, _ in chain.describe(tx.raw_hex)[0]:
+            free = Slot.objects.filter(deploy_tx__txid=txid, vout=vout, state=Slot.State.FREE)
+            slot = free.with_txids().first() or slot
     return slot
 
 
@@ -320,11 +327,12 @@ def lost_to_someone_else(submission: Submission, slot: Slot, ours: Transaction, 
 
 def refused_with_slot_unspent(submission: Submission, slot: Slot, ours: Transaction) -> bool:
     """The network refused our claim and nothing spends the slot: build the claim again from the same slot,
-    unless that has happened too often (then an admin looks: "stalled").
+    unless that has happened too often (then an admin looks: "stalled", and the slot is free again).
 
-    The slot stays the submission's, stalled or not: should a refused claim reach a block after all (a node
-    kept it), it and the next one spend one output, so at most one of them pays, and both pay this
-    submission. It is freed only if the submission is rejected (the sweeper's orphaned slots)."""
+    While the claim is tried again the slot stays the submission's: should a refused claim reach a block
+    after all (a node kept it), it and the next one spend one output, so at most one of them pays, and both
+    pay this submission. A stalled payout waits for a person, so it holds no slot meanwhile: a redeployment
+    waits for reserved slots, and the money stays refundable."""
     if submission.state == Submission.State.STALLED:
         return False  # settled so before; asked again by an admin's retry, which decides what follows
     with transaction.atomic():
@@ -333,14 +341,15 @@ def refused_with_slot_unspent(submission: Submission, slot: Slot, ours: Transact
         attempts = submission.payout_attempts + 1
         Submission.objects.filter(pk=submission.pk).update(payout_attempts=attempts)
         submission.payout_attempts = attempts
+        if attempts >= settings.CLAIM_MAX_ATTEMPTS or ours.failure == Transaction.Failure.UNREACHABLE:
+            slot.release()
+            detail = f"claim {ours.txid[:16]}… not accepted: {ours.failure or 'rejected'} {ours.reject_code}"
+            submission.advance(Submission.State.STALLED, reason_detail=detail.strip()[:300])
+            return False
         if slot.submission_id == submission.pk:
             slot.hold_for_another_claim()
         else:
             slot.release()
-        if attempts >= settings.CLAIM_MAX_ATTEMPTS or ours.failure == Transaction.Failure.UNREACHABLE:
-            detail = f"claim {ours.txid[:16]}… not accepted: {ours.failure or 'rejected'} {ours.reject_code}"
-            submission.advance(Submission.State.STALLED, reason_detail=detail.strip()[:300])
-            return False
         return another_try(submission)
 
 
@@ -402,7 +411,7 @@ def retry_stalled(submission: Submission) -> bool:
     Submission.objects.filter(pk=submission.pk).update(payout_attempts=0)
     slot = Slot.objects.filter(submission=submission).first()
     if slot is not None:
-        slot.hold_for_another_claim()  # the next claim spends the same output as the last (see above)
+        slot.release()
     return submission.advance(Submission.State.CHECKED, claim_tx=None, batch_slot=None, claim_output=None)
 
 

@@ -9,8 +9,10 @@ Celery tasks (`bounty.tasks`) only call these functions.
     received --another digit, kept--> pending --a promoted model reads the digit--> checked (pay on learn)
     checked --reserve slot, build and verify claim, store it--> verified --broadcast--> broadcast
     broadcast --block--> confirmed;  any step may end in rejected, with a reason
-    verified/broadcast --the slot lost to a payment elsewhere, or refused--> checked (another slot)
+    verified/broadcast --the slot lost to a payment elsewhere--> checked (another slot)
+    verified/broadcast --refused, the slot unspent--> checked (the same slot, a new claim: bounty.claims)
     verified/broadcast --unreachable or refused too often--> stalled --admin retries--> checked
+                                                                     --admin gives up--> rejected
 
 Around it: `bounty.classify` (what the models say), `bounty.screening` (duplicates, rate limits, holds),
 `bounty.payouts` (how a contested or refused claim is settled, exactly once), `bounty.confirmations` (blocks
@@ -118,12 +120,16 @@ def claim(submission: Submission) -> None:
     bounty = Bounty.objects.select_related("model_version").get(pk=submission.bounty_id)
     hold = hold_reason(submission, bounty)
     if hold is not None:
-        submission.advance(Submission.State.HELD, hold=hold)
+        if submission.advance(Submission.State.HELD, hold=hold):
+            # It waits for a person, so, like a stalled payout, it keeps no slot meanwhile (one it holds when
+            # its refused claim was to be tried again, or its task ran before a hold was switched on).
+            for held in Slot.objects.filter(submission=submission, state=Slot.State.RESERVED):
+                held.release()
         return
     if bounty.is_batch:
         claim_in_batch(submission, bounty)
         return
-    slot = Slot.held_by(submission.pk)  # the task ran before: it keeps the slot it holds
+    slot = Slot.held_by(submission.pk)  # the task ran before, or its refused claim is tried again
     if slot is None:
         if not bounty.is_open():
             submission.reject(Reason.EXHAUSTED if bounty.state == Bounty.State.EXHAUSTED else Reason.CLOSED)

@@ -4,12 +4,13 @@ settled from what the chain says, on a real model and a real ledger."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import numpy as np
 from bounty_testing import ChainTestCase, mnist_pixels
 
 from bounty import chain, confirmations, payouts, pipeline, sweeper
-from bounty.models import Reason, Slot, Submission, Transaction
+from bounty.models import Bounty, Reason, Slot, Submission, Transaction
 from contracts.ledger import LocalLedger
 from contracts.txverify import parse_transaction
 
@@ -164,6 +165,19 @@ class RejectedAfterSeenTestCase(PayoutTestCase):
         self.assertEqual(refused, [chain.TxState.REJECTED] * 2)
         self.assertEqual(self.paid_to(self.bob_address), self.live.reward)
 
+    def test_a_claim_to_be_tried_again_that_a_hold_now_stops_gives_its_slot_back(self) -> None:
+        self.ledger.chaos.configure(queue=["reject_later"])
+        submission = self.submit()
+        pipeline.process(submission.pk)
+        chain.mine(1)
+        with self.captureOnCommitCallbacks(execute=False):
+            confirmations.poll_confirmations()
+        self.assertEqual(Slot.objects.get(submission=submission).state, "reserved")
+        Bounty.objects.filter(pk=self.live.pk).update(review_window=timedelta(hours=1))
+        self.assertEqual(pipeline.process(submission.pk), "held")
+        self.assertFalse(Slot.objects.filter(submission=submission).exists())
+        self.assertEqual(self.live.slots.filter(state="free").count(), 3)
+
     def test_the_claim_tried_again_spends_the_refused_ones_slot_so_at_most_one_can_pay(self) -> None:
         self.ledger.chaos.configure(queue=["reject_later"])
         first = self.submit()
@@ -208,15 +222,12 @@ class TransientFailuresTestCase(PayoutTestCase):
             self.assertEqual(pipeline.process(submission.pk), "stalled")
         stored = Transaction.objects.get(kind="claim")
         self.assertEqual((stored.status, stored.failure), ("failed", "unreachable"))
-        # Unspent on chain, but still the submission's: a claim that did get through after all and the next
-        # one would spend one output.
-        held = Slot.objects.get(submission=submission)
-        self.assertEqual((held.state, held.spent_by_id), ("reserved", None))
-        self.assertEqual(self.live.slots.filter(state="free").count(), 2)
+        # Unspent on chain: free again while the payout waits for a person (a redeployment waits for reserved
+        # slots, a refund takes free ones).
+        self.assertEqual(self.live.slots.filter(state="free").count(), 3)
         submission.refresh_from_db()
         self.assertTrue(payouts.retry_stalled(submission))
         self.assertEqual(pipeline.process(submission.pk), "broadcast")
-        self.assertEqual(outpoint(submission), (held.deploy_txid, held.vout))
         self.assertEqual(self.paid_to(self.bob_address), self.live.reward)
 
     def stalled(self) -> Submission:
