@@ -181,9 +181,10 @@ def claim_slot(submission: Submission, tx: Transaction) -> Slot | None:
     if slot is None and submission.state == Submission.State.STALLED:
         # A stalled payout's slot was freed: found again by the output its claim spends, while nobody else
         # holds it, so an admin's retry or giving up still asks the chain about that output first.
-        for txid, vout, _ in chain.describe(tx.raw_hex)[0]:
-            free = Slot.objects.filter(deploy_tx__txid=txid, vout=vout, state=Slot.State.FREE)
-            slot = free.with_txids().first() or slot
+        txid, vout, _ = chain.describe(tx.raw_hex)[0][0]  # a claim spends its slot alone
+        slot = (
+            Slot.objects.filter(deploy_tx__txid=txid, vout=vout, state=Slot.State.FREE).with_txids().first()
+        )
     return slot
 
 
@@ -402,11 +403,7 @@ def stalled_holder_paid(holder: str) -> None:
 def retry_stalled(submission: Submission) -> bool:
     """An admin retries a stalled payout: first ask the chain whether its last claim landed after all (then
     it is paid), otherwise back to "checked" with a fresh count of attempts. True: process it again."""
-    tx = submission.claim_tx
-    if tx is not None:
-        settle_claim(submission, tx)
-        submission.refresh_from_db()
-    if submission.state != Submission.State.STALLED:
+    if not still_stalled(submission):
         return False
     Submission.objects.filter(pk=submission.pk).update(payout_attempts=0)
     slot = Slot.objects.filter(submission=submission).first()
@@ -419,18 +416,23 @@ def give_up_stalled(submission: Submission) -> bool:
     """An admin stops trying to pay a stalled submission: first ask the chain whether its last claim landed
     after all (then it is paid, not given up); otherwise rejected as refused by the network, and its slot
     free again. True when it was rejected."""
-    tx = submission.claim_tx
-    if tx is not None:
-        settle_claim(submission, tx)
-        submission.refresh_from_db()
-    if submission.state != Submission.State.STALLED:
+    if not still_stalled(submission):
         return False
     log.warning("the payout of submission %s is given up by an admin", submission.pk)
     if not submission.reject(Reason.CHAIN_REJECTED, "the payout was given up by an admin"):
         return False
-    for slot in Slot.objects.filter(submission=submission, state=Slot.State.RESERVED):
-        slot.release()
+    Slot.release_reserved_by(submission.pk)
     return True
+
+
+def still_stalled(submission: Submission) -> bool:
+    """What an admin's action on a stalled payout asks first: did its last claim land after all (then it is
+    settled as paid)? True if the submission is still stalled."""
+    tx = submission.claim_tx
+    if tx is not None:
+        settle_claim(submission, tx)
+        submission.refresh_from_db()
+    return submission.state == Submission.State.STALLED
 
 
 def give_up_broadcasting(submission: Submission, tx: Transaction) -> bool:

@@ -123,8 +123,7 @@ def claim(submission: Submission) -> None:
         if submission.advance(Submission.State.HELD, hold=hold):
             # It waits for a person, so, like a stalled payout, it keeps no slot meanwhile (one it holds when
             # its refused claim was to be tried again, or its task ran before a hold was switched on).
-            for held in Slot.objects.filter(submission=submission, state=Slot.State.RESERVED):
-                held.release()
+            Slot.release_reserved_by(submission.pk)
         return
     if bounty.is_batch:
         claim_in_batch(submission, bounty)

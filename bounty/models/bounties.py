@@ -310,6 +310,14 @@ class Slot(models.Model):
         )
         return held == 1
 
+    @classmethod
+    def release_reserved_by(cls, submission_id: int) -> int:
+        """Give back the slots a submission has reserved (it waits for a person now); returns how many."""
+        return sum(
+            int(slot.release())
+            for slot in cls.objects.filter(submission_id=submission_id, state=cls.State.RESERVED)
+        )
+
     def release(self) -> bool:
         """Give a slot back (its claim failed for good and the chain says the output is unspent); False if it
         was neither reserved nor claimed."""
